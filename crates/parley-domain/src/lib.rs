@@ -5,6 +5,7 @@
 //! built, named, encoded and decoded, so a replay in any service reads the
 //! same facts the writer meant.
 
+pub mod convert;
 pub mod envelope;
 pub mod ids;
 pub mod time;

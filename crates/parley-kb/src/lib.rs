@@ -1,1 +1,359 @@
-//! parley-kb.
+//! Parley's knowledge base: states, organisations, cities and people of peace
+//! talks and ceasefire news, with the surface forms that name them.
+//!
+//! The data ships inside the binary (`kb/*.toml`, compiled in with
+//! `include_str!`) and users extend or correct it with their own TOML files
+//! in the same format (see the crate README). Loading checks every file and
+//! refuses a malformed one with its file, line and reason, so a typo in an
+//! extension file stops start-up instead of silently dropping an actor.
+//!
+//! ```
+//! use parley_kb::KnowledgeBase;
+//! let kb = KnowledgeBase::bundled().unwrap();
+//! let day = chrono::NaiveDate::from_ymd_opt(2025, 3, 15).unwrap();
+//! let holders = kb.holders("Defence Minister", "UKR", day);
+//! assert_eq!(holders[0].name, "Rustem Umerov");
+//! ```
+
+mod error;
+mod load;
+mod model;
+mod normalize;
+mod roles;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+
+pub use error::KbError;
+pub use model::{City, OrgKind, Organisation, Person, Role, State};
+pub use normalize::normalize;
+pub use roles::{ROLE_KEYS, canonical_role};
+
+use load::Builder;
+use normalize::index_key;
+
+/// The bundled files, in load order: later files may reference codes of
+/// earlier ones (and, since references are checked last, of later ones).
+const BUNDLED: &[(&str, &str)] = &[
+    ("kb/states.toml", include_str!("../kb/states.toml")),
+    ("kb/organisations.toml", include_str!("../kb/organisations.toml")),
+    ("kb/cities.toml", include_str!("../kb/cities.toml")),
+    ("kb/people.toml", include_str!("../kb/people.toml")),
+];
+
+/// What a surface form points at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A state, by alpha-3 code.
+    State(String),
+    /// An organisation, by code.
+    Organisation(String),
+    /// A city, by name and state code.
+    City {
+        /// The city's canonical name.
+        name: String,
+        /// Alpha-3 code of its state.
+        country: String,
+    },
+    /// A person, by id.
+    Person(String),
+}
+
+/// Which field a surface form came from: lets the resolver tell a capital
+/// used as a metonym ("Kyiv said") from the state's own name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// The entity's canonical name.
+    Name,
+    /// One of its aliases.
+    Alias,
+    /// A capital of the state.
+    Capital,
+    /// A seat of government of the state ("the Kremlin").
+    Seat,
+    /// A demonym of a state or organisation ("Ukrainian", "Houthi").
+    Demonym,
+}
+
+/// One meaning of a surface form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Hit {
+    /// What the form names.
+    pub target: Target,
+    /// Through which field.
+    pub via: Via,
+}
+
+/// Lookup tables derived from the public fields; rebuilt by
+/// [`KnowledgeBase::reindex`].
+#[derive(Debug, Clone, Default)]
+struct Index {
+    states: HashMap<String, usize>,
+    organisations: HashMap<String, usize>,
+    people: HashMap<String, usize>,
+    cities: HashMap<String, usize>,
+    surface: HashMap<String, Vec<Hit>>,
+}
+
+/// Everything Parley knows about the actors and places of peace talks.
+///
+/// Fields are public for reading and iteration. After changing them directly
+/// call [`KnowledgeBase::reindex`]; lookups never return a wrong entry
+/// (each hit is checked against the fields) but may miss new ones until then.
+#[derive(Debug, Clone, Default)]
+pub struct KnowledgeBase {
+    /// Every ISO 3166-1 state plus Kosovo, completed by `states.toml`.
+    pub states: Vec<State>,
+    /// Organisations that take part in talks and ceasefires.
+    pub organisations: Vec<Organisation>,
+    /// Cities that host talks or appear in datelines.
+    pub cities: Vec<City>,
+    /// People of talks and ceasefire news.
+    pub people: Vec<Person>,
+    index: Index,
+}
+
+impl KnowledgeBase {
+    /// Loads the knowledge base compiled into the binary: all ISO states plus
+    /// the shipped `kb/*.toml` files.
+    pub fn bundled() -> Result<Self, KbError> {
+        let mut builder = Builder::with_iso_states();
+        for (file, text) in BUNDLED {
+            builder.add_file(file, text)?;
+        }
+        builder.finish()
+    }
+
+    /// Loads the bundled knowledge base, then every `*.toml` file of
+    /// `extra_dir` in file-name order (not recursive). Later files extend
+    /// entries with the same key (aliases append, names and dates win) and
+    /// add new ones; references are checked across all files.
+    pub fn load(extra_dir: Option<&Path>) -> Result<Self, KbError> {
+        let mut builder = Builder::with_iso_states();
+        for (file, text) in BUNDLED {
+            builder.add_file(file, text)?;
+        }
+        if let Some(dir) = extra_dir {
+            let io = |source| KbError::Io {
+                path: dir.to_path_buf(),
+                source,
+            };
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(dir).map_err(io)? {
+                let path = entry.map_err(io)?.path();
+                if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                    files.push(path);
+                }
+            }
+            files.sort();
+            for path in files {
+                let text = std::fs::read_to_string(&path).map_err(|source| KbError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                builder.add_file(&path.display().to_string(), &text)?;
+            }
+        }
+        builder.finish()
+    }
+
+    /// Parses one knowledge-base file on its own. The result holds only what
+    /// the file defines (no ISO states), ready to [`merge`](Self::merge);
+    /// its codes are checked against ISO 3166-1, the bundled knowledge base
+    /// and the file itself.
+    pub fn from_toml_str(file_name: &str, text: &str) -> Result<Self, KbError> {
+        let mut builder = Builder::empty(bundled_cached());
+        builder.add_file(file_name, text)?;
+        builder.finish()
+    }
+
+    /// Merges `other` into `self`, `other` winning: entries with the same key
+    /// (state code, organisation code, city name and state, person id) get
+    /// `other`'s name, kind, side and gender; aliases, capitals, seats and
+    /// demonyms are appended; a role with the same title, `of` and start
+    /// replaces the old one, other roles are added.
+    pub fn merge(&mut self, other: KnowledgeBase) {
+        for s in other.states {
+            match self.states.iter_mut().find(|x| x.code == s.code) {
+                Some(old) => load::merge_state(old, s),
+                None => self.states.push(s),
+            }
+        }
+        for o in other.organisations {
+            match self.organisations.iter_mut().find(|x| x.code == o.code) {
+                Some(old) => load::merge_org(old, o),
+                None => self.organisations.push(o),
+            }
+        }
+        for c in other.cities {
+            load::merge_city(&mut self.cities, c);
+        }
+        for p in other.people {
+            match self.people.iter_mut().find(|x| x.id == p.id) {
+                Some(old) => load::merge_person(old, p),
+                None => self.people.push(p),
+            }
+        }
+        for s in &mut self.states {
+            load::with_plurals(&mut s.demonyms);
+        }
+        for o in &mut self.organisations {
+            load::with_plurals(&mut o.demonyms);
+        }
+        self.reindex();
+    }
+
+    /// Rebuilds the lookup tables after the public fields were changed.
+    pub fn reindex(&mut self) {
+        let mut index = Index {
+            states: load::positions(self.states.iter().map(|s| s.code.as_str())),
+            organisations: load::positions(self.organisations.iter().map(|o| o.code.as_str())),
+            people: load::positions(self.people.iter().map(|p| p.id.as_str())),
+            ..Index::default()
+        };
+        for (i, s) in self.states.iter().enumerate() {
+            index.states.entry(s.alpha2.clone()).or_insert(i);
+        }
+        let mut add = |form: &str, target: &Target, via: Via| {
+            let key = index_key(form);
+            if key.is_empty() {
+                return;
+            }
+            let hits = index.surface.entry(key).or_default();
+            if !hits.iter().any(|h| h.target == *target) {
+                hits.push(Hit {
+                    target: target.clone(),
+                    via,
+                });
+            }
+        };
+        for s in &self.states {
+            let t = Target::State(s.code.clone());
+            add(&s.name, &t, Via::Name);
+            s.aliases.iter().for_each(|a| add(a, &t, Via::Alias));
+            s.seats.iter().for_each(|a| add(a, &t, Via::Seat));
+            s.capitals.iter().for_each(|a| add(a, &t, Via::Capital));
+            s.demonyms.iter().for_each(|a| add(a, &t, Via::Demonym));
+        }
+        for o in &self.organisations {
+            let t = Target::Organisation(o.code.clone());
+            add(&o.name, &t, Via::Name);
+            o.aliases.iter().for_each(|a| add(a, &t, Via::Alias));
+            o.demonyms.iter().for_each(|a| add(a, &t, Via::Demonym));
+        }
+        for c in &self.cities {
+            let t = Target::City {
+                name: c.name.clone(),
+                country: c.country.clone(),
+            };
+            add(&c.name, &t, Via::Name);
+            c.aliases.iter().for_each(|a| add(a, &t, Via::Alias));
+        }
+        for p in &self.people {
+            let t = Target::Person(p.id.clone());
+            add(&p.name, &t, Via::Name);
+            p.aliases.iter().for_each(|a| add(a, &t, Via::Alias));
+        }
+        for (i, c) in self.cities.iter().enumerate() {
+            for form in std::iter::once(&c.name).chain(&c.aliases) {
+                index.cities.entry(index_key(form)).or_insert(i);
+            }
+        }
+        self.index = index;
+    }
+
+    /// The state with this alpha-3 (or alpha-2) code, case-insensitive.
+    pub fn state(&self, code: &str) -> Option<&State> {
+        let code = code.trim().to_ascii_uppercase();
+        let s = self.states.get(*self.index.states.get(&code)?)?;
+        (s.code == code || s.alpha2 == code).then_some(s)
+    }
+
+    /// The organisation with this code, case-insensitive.
+    pub fn organisation(&self, code: &str) -> Option<&Organisation> {
+        let code = code.trim().to_ascii_uppercase();
+        let o = self.organisations.get(*self.index.organisations.get(&code)?)?;
+        (o.code == code).then_some(o)
+    }
+
+    /// Display name of a state or organisation code, for messages and events.
+    pub fn actor_name(&self, code: &str) -> Option<&str> {
+        self.state(code)
+            .map(|s| s.name.as_str())
+            .or_else(|| self.organisation(code).map(|o| o.name.as_str()))
+    }
+
+    /// The city with this name or alias, ignoring case, accents, punctuation
+    /// and a leading "the". Same-named cities: the first loaded wins.
+    pub fn city(&self, name_or_alias: &str) -> Option<&City> {
+        let key = index_key(name_or_alias);
+        let c = self.cities.get(*self.index.cities.get(&key)?)?;
+        let matches = index_key(&c.name) == key || c.aliases.iter().any(|a| index_key(a) == key);
+        matches.then_some(c)
+    }
+
+    /// The person with this id ("per-rustem-umerov").
+    pub fn person(&self, id: &str) -> Option<&Person> {
+        let p = self.people.get(*self.index.people.get(id)?)?;
+        (p.id == id).then_some(p)
+    }
+
+    /// Everything a surface form may name: state names, aliases, capitals,
+    /// seats and demonyms, organisation names, aliases and demonyms, city
+    /// names and aliases, person names and aliases. The form is compared
+    /// after [`normalize`] and without a leading "the", so "the Kremlin",
+    /// "Kremlin" and "KREMLIN" all give Russia via [`Via::Seat`].
+    pub fn lookup(&self, surface: &str) -> &[Hit] {
+        self.index
+            .surface
+            .get(&index_key(surface))
+            .map_or(&[], |v| v.as_slice())
+    }
+
+    /// Every indexed surface form (normalised, without leading "the") with
+    /// its meanings: the dictionary an extractor builds its matcher from.
+    pub fn surface_forms(&self) -> impl Iterator<Item = (&str, &[Hit])> {
+        self.index
+            .surface
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// People holding `role` of `of` on day `on`. `role` is a role key or any
+    /// wording [`canonical_role`] understands ("Defense Minister").
+    pub fn holders(&self, role: &str, of: &str, on: NaiveDate) -> Vec<&Person> {
+        let Some(key) = roles::role_key(role) else {
+            return Vec::new();
+        };
+        let of = of.trim().to_ascii_uppercase();
+        self.people
+            .iter()
+            .filter(|p| {
+                p.roles
+                    .iter()
+                    .any(|r| r.title == key && r.of == of && r.valid_on(on))
+            })
+            .collect()
+    }
+
+    /// The roles `person` held on day `on`.
+    pub fn roles_on<'a>(
+        &'a self,
+        person: &'a Person,
+        on: NaiveDate,
+    ) -> impl Iterator<Item = &'a Role> {
+        person.roles.iter().filter(move |r| r.valid_on(on))
+    }
+}
+
+/// The bundled knowledge base, built once, that single files are checked
+/// against. `None` if the bundled data were broken (which `bundled()`
+/// reports by itself); single files are then checked against ISO codes only.
+fn bundled_cached() -> Option<&'static KnowledgeBase> {
+    static BUNDLED_KB: std::sync::OnceLock<Option<KnowledgeBase>> = std::sync::OnceLock::new();
+    BUNDLED_KB
+        .get_or_init(|| KnowledgeBase::bundled().ok())
+        .as_ref()
+}

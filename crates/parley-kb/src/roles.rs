@@ -46,6 +46,9 @@ pub const ROLE_KEYS: &[&str] = &[
     "council_president",
     "high_representative",
     "leader",
+    "sultan",
+    "parliament_speaker",
+    "director_general",
 ];
 
 /// Keys that have a "deputy_" variant: "Deputy Foreign Minister" is a
@@ -189,6 +192,12 @@ const PHRASES: &[(&str, &str)] = &[
     ("high representative", "high_representative"),
     ("foreign policy chief", "high_representative"),
     ("leader", "leader"),
+    ("sultan", "sultan"),
+    ("speaker", "parliament_speaker"),
+    ("parliament speaker", "parliament_speaker"),
+    ("speaker of parliament", "parliament_speaker"),
+    ("speaker of the parliament", "parliament_speaker"),
+    ("director general", "director_general"),
 ];
 
 /// Maps a role wording found in text to its canonical key.
@@ -205,8 +214,14 @@ const PHRASES: &[(&str, &str)] = &[
 /// Canonical keys are returned unchanged (`canonical_role("defence_minister")`
 /// is `Some("defence_minister")`), so files may use keys or wordings.
 pub fn canonical_role(text: &str) -> Option<&'static str> {
-    if let Some(key) = ROLE_KEYS.iter().find(|k| **k == text.trim()) {
+    let trimmed = text.trim();
+    if let Some(key) = ROLE_KEYS.iter().find(|k| **k == trimmed) {
         return Some(key);
+    }
+    if trimmed.contains('_') {
+        // An identifier, not press wording: a custom key ("senate_president")
+        // must not be read as the phrase it contains ("president").
+        return None;
     }
     let norm = normalize(text);
     let tokens: Vec<&str> = norm.split(' ').filter(|t| !t.is_empty()).collect();
@@ -244,6 +259,17 @@ pub fn canonical_role(text: &str) -> Option<&'static str> {
             .copied();
     }
     None
+}
+
+/// The role key for `text`: a listed key, a custom `snake_case` key kept as
+/// is, or the key of a press wording. Used for file titles and queries.
+pub(crate) fn role_key(text: &str) -> Option<std::borrow::Cow<'static, str>> {
+    let text = text.trim();
+    match canonical_role(text) {
+        Some(key) => Some(key.into()),
+        None if is_custom_key(text) => Some(text.to_string().into()),
+        None => None,
+    }
 }
 
 /// Whether `text` is acceptable as a role key in a file: a known key, or a

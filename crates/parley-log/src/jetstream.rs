@@ -617,7 +617,7 @@ impl EventLog for JetStreamLog {
             .await
         {
             Ok(message) => Ok(Some(message.sequence)),
-            Err(e) if *e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(direct_get_error("reading an aggregate version", e)),
         }
     }
@@ -638,7 +638,7 @@ impl EventLog for JetStreamLog {
                     next = message.sequence + 1;
                     records.push(self.stream_message_record(message)?);
                 }
-                Err(e) if *e.kind() == DirectGetErrorKind::NotFound => return Ok(records),
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(records),
                 Err(e) => return Err(direct_get_error("reading an aggregate", e)),
             }
         }
@@ -757,7 +757,6 @@ impl EventLog for JetStreamLog {
             max_ack_pending: options.max_ack_pending,
             filter_subjects: self.filter_subjects(&options.filter)?,
             backoff: backoff.clone(),
-            num_replicas: 0, // inherit the stream's
             ..Default::default()
         };
         // Create-or-update; if the update is refused (a field that cannot

@@ -1,1 +1,108 @@
-//! parley-ingest.
+//! Parley's ingest service.
+//!
+//! Documents come in over gRPC (`SubmitArticle`, `SubmitFeed`) or the NATS
+//! subject `parley.ingest.submit`. Each is read (text, HTML, or one document
+//! per feed item), its candidate events and person mentions are extracted,
+//! and both facts are appended to the document's aggregate in one message,
+//! so a document is never half-ingested. A document already in the log with
+//! the same content appends nothing.
+
+mod ingest;
+mod service;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parley_log::EventLog;
+use parley_runtime::{GrpcServer, LogArgs, ShutdownSignal};
+
+pub use ingest::{Ingest, IngestError};
+pub use service::IngestGrpc;
+
+/// NATS subject where submissions arrive as protobuf `SubmitArticleRequest`s (request-reply).
+pub const SUBMIT_SUBJECT: &str = "parley.ingest.submit";
+
+/// Command-line and environment configuration of `parley-ingest`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "parley-ingest", version, about = "Parley ingest service: reads articles and feeds into the log")]
+pub struct Config {
+    /// Address of the gRPC server.
+    #[arg(long, env = "PARLEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// Log connection.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Folder of extra knowledge-base TOML files extending the bundled one.
+    #[arg(long, env = "PARLEY_KB_DIR")]
+    pub kb_dir: Option<PathBuf>,
+    /// Largest document accepted, in bytes.
+    #[arg(long, env = "PARLEY_MAX_DOCUMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_document_bytes: usize,
+    /// Most items read from one feed.
+    #[arg(long, env = "PARLEY_MAX_FEED_ITEMS", default_value_t = 1000)]
+    pub max_feed_items: usize,
+    /// Logging and metrics.
+    #[command(flatten)]
+    pub telemetry: parley_telemetry::TelemetryArgs,
+    /// Seconds allowed for draining on SIGTERM.
+    #[arg(long, env = "PARLEY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// Document limits from the flags.
+    pub fn limits(&self) -> parley_extract::Limits {
+        parley_extract::Limits {
+            max_bytes: self.max_document_bytes,
+            max_feed_items: self.max_feed_items,
+        }
+    }
+}
+
+/// A running `parley-ingest` process.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    server: GrpcServer,
+    shutdown: ShutdownSignal,
+    nats_intake: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects to the log, loads the knowledge base, and binds the gRPC port.
+    pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
+        let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
+        let jetstream = config.log.connect(std::time::Duration::from_secs(60)).await?;
+        let client = jetstream.client().clone();
+        let log: Arc<dyn EventLog> = jetstream;
+        let ingest = Arc::new(Ingest::new(log, &kb, config.limits()));
+        let nats_intake = tokio::spawn(service::serve_nats(
+            client,
+            ingest.clone(),
+            shutdown.clone(),
+        ));
+        let server = GrpcServer::new().add_service(
+            IngestGrpc::new(ingest, config.max_document_bytes).into_server(),
+        );
+        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        Ok(Self {
+            listener,
+            server,
+            shutdown,
+            nats_intake,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the shutdown signal, then drains.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "parley-ingest serving gRPC");
+        self.server.serve(self.listener, self.shutdown.clone()).await?;
+        let _ = tokio::time::timeout(self.shutdown.grace, self.nats_intake).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,648 @@
+//! Reading knowledge-base TOML files: the documented file shape, checks with
+//! file and line, and merging of several files in order.
+//!
+//! Loading is two-pass: every file is read and merged first, then every
+//! reference (country codes, role `of` codes) is checked against all states
+//! and organisations, so a user file may reference an organisation defined in
+//! another user file.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::{City, OrgKind, Organisation, Person, Role, State};
+use crate::normalize::{index_key, slug};
+use crate::roles::role_key;
+use crate::{KbError, KnowledgeBase};
+
+/// One knowledge-base file. Every section is optional, so a user file may
+/// mix states, organisations, cities and people.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    state: Vec<Spanned<RawState>>,
+    #[serde(default)]
+    organisation: Vec<Spanned<RawOrg>>,
+    #[serde(default)]
+    city: Vec<Spanned<RawCity>>,
+    #[serde(default)]
+    person: Vec<Spanned<RawPerson>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    code: String,
+    alpha2: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    capitals: Vec<String>,
+    #[serde(default)]
+    seats: Vec<String>,
+    #[serde(default)]
+    demonyms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrg {
+    code: String,
+    name: Option<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    demonyms: Vec<String>,
+    kind: Option<OrgKind>,
+    country: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCity {
+    name: String,
+    country: Spanned<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerson {
+    id: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    country: Option<Spanned<String>>,
+    gender: Option<Spanned<String>>,
+    #[serde(default)]
+    roles: Vec<Spanned<RawRole>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    title: Spanned<String>,
+    of: Spanned<String>,
+    from: Option<Spanned<toml::Value>>,
+    to: Option<Spanned<toml::Value>>,
+}
+
+/// A code that must name a known state (or, for roles, state or organisation),
+/// checked once every file has been read.
+struct PendingRef {
+    file: String,
+    line: usize,
+    code: String,
+    what: &'static str,
+    org_allowed: bool,
+}
+
+/// Accumulates files into a knowledge base, then checks references.
+pub(crate) struct Builder {
+    kb: KnowledgeBase,
+    refs: Vec<PendingRef>,
+    /// Knowledge base that single-file loading refers to: its codes are
+    /// known, and entries that only extend one of its entries (no `name`)
+    /// take their name and kind from it.
+    external: Option<&'static KnowledgeBase>,
+}
+
+/// Converts a byte offset into 1-based (line, column).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before, |nl| &before[nl + 1..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+/// The ISO 3166-1 states, plus Kosovo (XK/XKX, user-assigned but
+/// universally used), as bare [`State`]s to be completed by `states.toml`.
+pub(crate) fn iso_states() -> Vec<State> {
+    let mut states: Vec<State> = rust_iso3166::ALL
+        .iter()
+        .map(|c| State {
+            code: c.alpha3.to_string(),
+            alpha2: c.alpha2.to_string(),
+            name: c.name.to_string(),
+            aliases: Vec::new(),
+            capitals: Vec::new(),
+            seats: Vec::new(),
+            demonyms: Vec::new(),
+        })
+        .collect();
+    states.push(State {
+        code: "XKX".into(),
+        alpha2: "XK".into(),
+        name: "Kosovo".into(),
+        aliases: Vec::new(),
+        capitals: Vec::new(),
+        seats: Vec::new(),
+        demonyms: Vec::new(),
+    });
+    states
+}
+
+/// Appends the items of `extra` missing from `list` (compared after
+/// normalisation), keeping first-seen order.
+pub(crate) fn append_unique(list: &mut Vec<String>, extra: impl IntoIterator<Item = String>) {
+    for item in extra {
+        let item = item.trim().to_string();
+        if item.is_empty() {
+            continue;
+        }
+        let key = index_key(&item);
+        if !list.iter().any(|x| index_key(x) == key) {
+            list.push(item);
+        }
+    }
+}
+
+/// Adds regular English plurals of demonyms ("Ukrainian" -> "Ukrainians").
+/// Words ending in -ese, -sh, -ch, -s, -x, -z, -y, -be or -ic are left alone
+/// ("Chinese", "British", "Dutch", "Swiss", "Burkinabe", "Icelandic"); such plurals, when
+/// they exist, are listed in the data ("Czechs").
+pub(crate) fn with_plurals(demonyms: &mut Vec<String>) {
+    let plurals: Vec<String> = demonyms
+        .iter()
+        .filter(|d| {
+            let l = d.to_lowercase();
+            l.chars().last().is_some_and(|c| c.is_ascii_alphabetic())
+                && !["ese", "sh", "ch", "s", "x", "z", "y", "be", "ic"]
+                    .iter()
+                    .any(|suffix| l.ends_with(suffix))
+        })
+        .map(|d| format!("{d}s"))
+        .collect();
+    append_unique(demonyms, plurals);
+}
+
+/// Merges `new` into `old`: later names win, lists are appended.
+pub(crate) fn merge_state(old: &mut State, new: State) {
+    if !new.name.is_empty() && new.name != old.name {
+        // Keep the replaced name reachable as an alias.
+        let replaced = std::mem::replace(&mut old.name, new.name);
+        append_unique(&mut old.aliases, [replaced]);
+    }
+    if !new.alpha2.is_empty() {
+        old.alpha2 = new.alpha2;
+    }
+    append_unique(&mut old.aliases, new.aliases);
+    append_unique(&mut old.capitals, new.capitals);
+    append_unique(&mut old.seats, new.seats);
+    append_unique(&mut old.demonyms, new.demonyms);
+}
+
+/// Merges `new` into `old`: later name, kind and country win, lists append.
+pub(crate) fn merge_org(old: &mut Organisation, new: Organisation) {
+    if !new.name.is_empty() && new.name != old.name {
+        let replaced = std::mem::replace(&mut old.name, new.name);
+        append_unique(&mut old.aliases, [replaced]);
+    }
+    old.kind = new.kind;
+    if new.country.is_some() {
+        old.country = new.country;
+    }
+    append_unique(&mut old.aliases, new.aliases);
+    append_unique(&mut old.demonyms, new.demonyms);
+}
+
+/// Merges `new` into `old`: later name, side and gender win, aliases append,
+/// a role with the same title, `of` and start replaces the old one (so a
+/// user file can set the end date of a post) and other roles are added.
+pub(crate) fn merge_person(old: &mut Person, new: Person) {
+    if !new.name.is_empty() && new.name != old.name {
+        let replaced = std::mem::replace(&mut old.name, new.name);
+        append_unique(&mut old.aliases, [replaced]);
+    }
+    if new.country.is_some() {
+        old.country = new.country;
+    }
+    if new.gender.is_some() {
+        old.gender = new.gender;
+    }
+    append_unique(&mut old.aliases, new.aliases);
+    for role in new.roles {
+        match old
+            .roles
+            .iter_mut()
+            .find(|r| r.title == role.title && r.of == role.of && r.from == role.from)
+        {
+            Some(existing) => *existing = role,
+            None => old.roles.push(role),
+        }
+    }
+}
+
+/// Merges a city into a list: same name (or alias) in the same state merges.
+pub(crate) fn merge_city(cities: &mut Vec<City>, new: City) {
+    let key = index_key(&new.name);
+    let same = cities.iter_mut().find(|c| {
+        c.country == new.country
+            && (index_key(&c.name) == key || c.aliases.iter().any(|a| index_key(a) == key))
+    });
+    match same {
+        Some(old) => append_unique(&mut old.aliases, new.aliases),
+        None => cities.push(new),
+    }
+}
+
+fn is_code(code: &str) -> bool {
+    !code.is_empty()
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+impl Builder {
+    /// The state of the external knowledge base with this alpha-3 code.
+    fn external_state(&self, code: &str) -> Option<&'static State> {
+        let external: Option<&'static KnowledgeBase> = self.external;
+        external
+            .and_then(|kb| kb.state(code))
+            .filter(|s| s.code == code)
+    }
+
+    /// A builder that starts from the ISO states.
+    pub(crate) fn with_iso_states() -> Self {
+        Builder {
+            kb: KnowledgeBase {
+                states: iso_states(),
+                ..KnowledgeBase::default()
+            },
+            refs: Vec::new(),
+            external: None,
+        }
+    }
+
+    /// An empty builder whose references may also point at `external`.
+    pub(crate) fn empty(external: Option<&'static KnowledgeBase>) -> Self {
+        Builder {
+            kb: KnowledgeBase::default(),
+            refs: Vec::new(),
+            external,
+        }
+    }
+
+    /// Parses one file and merges it into what was read before.
+    pub(crate) fn add_file(&mut self, file: &str, text: &str) -> Result<(), KbError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            KbError::Parse {
+                file: file.to_string(),
+                line,
+                column,
+                reason: e.message().trim().to_string(),
+            }
+        })?;
+        let line_of = |span: std::ops::Range<usize>| line_col(text, span.start).0;
+        let invalid = |line: usize, reason: String| KbError::Invalid {
+            file: file.to_string(),
+            line: Some(line),
+            reason,
+        };
+
+        // States.
+        let mut seen = HashSet::new();
+        for entry in raw.state {
+            let line = line_of(entry.span());
+            let s = entry.into_inner();
+            let code = s.code.trim().to_string();
+            if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
+                return Err(invalid(
+                    line,
+                    format!("state code {code:?} is not an upper-case alpha-3 code"),
+                ));
+            }
+            if !seen.insert(code.clone()) {
+                return Err(invalid(line, format!("state {code} listed twice in this file")));
+            }
+            if let Some(a2) = &s.alpha2
+                && (a2.len() != 2 || !a2.chars().all(|c| c.is_ascii_uppercase()))
+            {
+                return Err(invalid(line, format!("alpha2 {a2:?} is not two upper-case letters")));
+            }
+            let new = State {
+                code: code.clone(),
+                alpha2: s.alpha2.unwrap_or_default(),
+                name: s.name.unwrap_or_default(),
+                aliases: s.aliases,
+                capitals: s.capitals,
+                seats: s.seats,
+                demonyms: s.demonyms,
+            };
+            let known = self.external_state(&code);
+            match self.kb.states.iter_mut().find(|x| x.code == code) {
+                Some(old) => merge_state(old, new),
+                None if known.is_some() || is_iso_alpha3(&code) => {
+                    // Known elsewhere (bundled or ISO): start from its name
+                    // and alpha-2 so that merging keeps them.
+                    let iso = rust_iso3166::from_alpha3(&code);
+                    let mut base = State {
+                        code: code.clone(),
+                        alpha2: known
+                            .map(|s| s.alpha2.clone())
+                            .or(iso.map(|c| c.alpha2.to_string()))
+                            .unwrap_or_default(),
+                        name: known
+                            .map(|s| s.name.clone())
+                            .or(iso.map(|c| c.name.to_string()))
+                            .unwrap_or_default(),
+                        aliases: vec![],
+                        capitals: vec![],
+                        seats: vec![],
+                        demonyms: vec![],
+                    };
+                    merge_state(&mut base, new);
+                    self.kb.states.push(base);
+                }
+                None => {
+                    if new.alpha2.is_empty() || new.name.is_empty() {
+                        return Err(invalid(
+                            line,
+                            format!("state {code} is not in ISO 3166-1: give it `alpha2` and `name`"),
+                        ));
+                    }
+                    self.kb.states.push(new);
+                }
+            }
+        }
+
+        // Organisations.
+        let mut seen = HashSet::new();
+        for entry in raw.organisation {
+            let line = line_of(entry.span());
+            let o = entry.into_inner();
+            let code = o.code.trim().to_string();
+            if !is_code(&code) {
+                return Err(invalid(
+                    line,
+                    format!("organisation code {code:?} must be upper-case letters, digits, '_' or '-'"),
+                ));
+            }
+            if !seen.insert(code.clone()) {
+                return Err(invalid(line, format!("organisation {code} listed twice in this file")));
+            }
+            if let Some(c) = &o.country {
+                self.refs.push(PendingRef {
+                    file: file.to_string(),
+                    line: line_of(c.span()),
+                    code: c.get_ref().clone(),
+                    what: "organisation country",
+                    org_allowed: false,
+                });
+            }
+            let existing = self.kb.organisations.iter_mut().find(|x| x.code == code);
+            match existing {
+                Some(old) => {
+                    let new = Organisation {
+                        code,
+                        name: o.name.unwrap_or_default(),
+                        aliases: o.aliases,
+                        demonyms: o.demonyms,
+                        kind: o.kind.unwrap_or(old.kind),
+                        country: o.country.map(|c| c.into_inner()),
+                    };
+                    merge_org(old, new);
+                }
+                None => {
+                    let known = self.external.and_then(|kb| kb.organisation(&code));
+                    let name = o.name.or(known.map(|k| k.name.clone()));
+                    let kind = o.kind.or(known.map(|k| k.kind));
+                    let (Some(name), Some(kind)) = (name, kind) else {
+                        return Err(invalid(
+                            line,
+                            format!("new organisation {code} needs `name` and `kind`"),
+                        ));
+                    };
+                    self.kb.organisations.push(Organisation {
+                        code,
+                        name,
+                        aliases: o.aliases,
+                        demonyms: o.demonyms,
+                        kind,
+                        country: o.country.map(|c| c.into_inner()),
+                    });
+                }
+            }
+        }
+
+        // Cities.
+        let mut seen = HashSet::new();
+        for entry in raw.city {
+            let line = line_of(entry.span());
+            let c = entry.into_inner();
+            if c.name.trim().is_empty() {
+                return Err(invalid(line, "city with an empty name".into()));
+            }
+            let country = c.country.get_ref().clone();
+            if !seen.insert((index_key(&c.name), country.clone())) {
+                return Err(invalid(line, format!("city {} listed twice in this file", c.name)));
+            }
+            self.refs.push(PendingRef {
+                file: file.to_string(),
+                line: line_of(c.country.span()),
+                code: country.clone(),
+                what: "city country",
+                org_allowed: false,
+            });
+            merge_city(
+                &mut self.kb.cities,
+                City {
+                    name: c.name,
+                    country,
+                    aliases: c.aliases,
+                },
+            );
+        }
+
+        // People.
+        let mut seen = HashSet::new();
+        for entry in raw.person {
+            let line = line_of(entry.span());
+            let p = entry.into_inner();
+            let id = match (&p.id, &p.name) {
+                (Some(id), _) => id.trim().to_string(),
+                (None, Some(name)) => format!("per-{}", slug(name)),
+                (None, None) => return Err(invalid(line, "person needs `name` or `id`".into())),
+            };
+            let id_ok = id.len() > 4
+                && id.starts_with("per-")
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !id_ok {
+                return Err(invalid(
+                    line,
+                    format!("person id {id:?} must be \"per-\" followed by lower-case ASCII letters, digits and '-'"),
+                ));
+            }
+            if !seen.insert(id.clone()) {
+                return Err(invalid(line, format!("duplicate person id {id} in this file")));
+            }
+            if let Some(c) = &p.country {
+                self.refs.push(PendingRef {
+                    file: file.to_string(),
+                    line: line_of(c.span()),
+                    code: c.get_ref().clone(),
+                    what: "person country",
+                    org_allowed: false,
+                });
+            }
+            if let Some(g) = &p.gender
+                && !matches!(g.get_ref().as_str(), "male" | "female")
+            {
+                return Err(invalid(
+                    line_of(g.span()),
+                    format!("gender {:?} must be \"male\" or \"female\"", g.get_ref()),
+                ));
+            }
+            let mut roles = Vec::with_capacity(p.roles.len());
+            for r in p.roles {
+                let role_line = line_of(r.span());
+                let r = r.into_inner();
+                let title = r.title.get_ref().trim();
+                let Some(title) = role_key(title) else {
+                    return Err(invalid(
+                        line_of(r.title.span()),
+                        format!(
+                            "role title {title:?} is neither a role key nor a known wording"
+                        ),
+                    ));
+                };
+                let title = title.into_owned();
+                let from = parse_date(file, text, r.from)?;
+                let to = parse_date(file, text, r.to)?;
+                if let (Some(f), Some(t)) = (from, to)
+                    && t <= f
+                {
+                    return Err(invalid(
+                        role_line,
+                        format!("role {title}: `to` ({t}) must be after `from` ({f})"),
+                    ));
+                }
+                self.refs.push(PendingRef {
+                    file: file.to_string(),
+                    line: line_of(r.of.span()),
+                    code: r.of.get_ref().clone(),
+                    what: "role `of`",
+                    org_allowed: true,
+                });
+                roles.push(Role {
+                    title,
+                    of: r.of.into_inner(),
+                    from,
+                    to,
+                });
+            }
+            let known = self.external.and_then(|kb| kb.person(&id));
+            let new = Person {
+                id: id.clone(),
+                name: p.name.or(known.map(|k| k.name.clone())).unwrap_or_default(),
+                aliases: p.aliases,
+                country: p.country.map(|c| c.into_inner()),
+                gender: p.gender.map(|g| g.into_inner()),
+                roles,
+            };
+            match self.kb.people.iter_mut().find(|x| x.id == id) {
+                Some(old) => merge_person(old, new),
+                None if new.name.is_empty() => {
+                    return Err(invalid(line, format!("new person {id} needs a `name`")));
+                }
+                None => self.kb.people.push(new),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every pending reference and returns the knowledge base.
+    pub(crate) fn finish(mut self) -> Result<KnowledgeBase, KbError> {
+        let states: HashSet<&str> = self.kb.states.iter().map(|s| s.code.as_str()).collect();
+        let orgs: HashSet<&str> = self
+            .kb
+            .organisations
+            .iter()
+            .map(|o| o.code.as_str())
+            .collect();
+        for r in &self.refs {
+            let code = r.code.as_str();
+            let external_state = self.external_state(code).is_some();
+            let external_org = self.external.and_then(|kb| kb.organisation(code)).is_some();
+            let known = states.contains(code)
+                || external_state
+                || is_iso_alpha3(code) && self.external.is_some()
+                || (r.org_allowed && (orgs.contains(code) || external_org));
+            if !known {
+                let expected = if r.org_allowed {
+                    "a state alpha-3 code or an organisation code"
+                } else {
+                    "a state alpha-3 code"
+                };
+                return Err(KbError::Invalid {
+                    file: r.file.clone(),
+                    line: Some(r.line),
+                    reason: format!("unknown {} {:?}: expected {expected}", r.what, r.code),
+                });
+            }
+        }
+        for s in &mut self.kb.states {
+            with_plurals(&mut s.demonyms);
+        }
+        for o in &mut self.kb.organisations {
+            with_plurals(&mut o.demonyms);
+        }
+        self.kb.reindex();
+        Ok(self.kb)
+    }
+}
+
+fn is_iso_alpha3(code: &str) -> bool {
+    code == "XKX" || rust_iso3166::from_alpha3(code).is_some()
+}
+
+/// Reads a TOML date (`2025-07-17`) or a string holding one.
+fn parse_date(
+    file: &str,
+    text: &str,
+    value: Option<Spanned<toml::Value>>,
+) -> Result<Option<NaiveDate>, KbError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let line = line_col(text, value.span().start).0;
+    let shown = value.get_ref().to_string();
+    let parsed = match value.into_inner() {
+        toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt
+            .date
+            .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())),
+        toml::Value::String(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(d) => Ok(Some(d)),
+        None => Err(KbError::Invalid {
+            file: file.to_string(),
+            line: Some(line),
+            reason: format!("bad date {shown}: expected YYYY-MM-DD"),
+        }),
+    }
+}
+
+/// Map from code to position, used by the index.
+pub(crate) fn positions<'a>(codes: impl Iterator<Item = &'a str>) -> HashMap<String, usize> {
+    let mut map = HashMap::new();
+    for (i, c) in codes.enumerate() {
+        map.entry(c.to_string()).or_insert(i);
+    }
+    map
+}
