@@ -1,1 +1,21 @@
-fn main() {}
+//! `parley`: the user's command line.
+//!
+//! - `parley extract --jsonl FILE...` runs the extraction pipeline offline;
+//! - `parley ingest --server URL FILE...` submits documents to a running system;
+//! - `parley subscribe --server URL [--filter EXPR] [--from SEQ|TIME|new]` prints events as they arrive.
+
+mod commands;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = commands::Cli::parse();
+    match cli.run().await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("parley: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

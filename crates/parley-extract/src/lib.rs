@@ -6,8 +6,11 @@
 //! finds triggers, actors, dates and venues sentence by sentence.
 
 pub mod document;
+pub mod extract;
+pub mod lexicon;
 pub mod model;
 pub mod time;
 
 pub use document::{Document, DocumentError, Limits, read_documents};
+pub use extract::{EXTRACTOR_VERSION, Extractor};
 pub use model::*;

@@ -248,6 +248,10 @@ pub struct TalksEvent {
     /// (not in `parley.v1.EventDate`; `date` is the declaration day).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<EventDate>,
+    /// Publication date of the report it was read from: stands in for a
+    /// missing date when matching reports (not in the protobuf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_on: Option<chrono::NaiveDate>,
 }
 
 impl TalksEvent {

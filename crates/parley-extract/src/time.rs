@@ -162,7 +162,7 @@ static DATE_RE: LazyLock<Regex> = LazyLock::new(|| {
       | (?P<today>\b(?i:today|tonight)\b)
       | (?P<tomorrow>\b(?i:tomorrow)\b)
       | (?P<ago>\b(?P<ago_n>(?i:a|one|two|three|four|five|six|\d+))\s+(?i:days?)\s+(?i:ago)\b)
-      | (?P<anchor>\b(?i:(?:a|one|two|three|\d+)\s+days?\s+(?:earlier|before|later|after)|the\s+(?:day|night)\s+before|the\s+(?:next|following)\s+day|the\s+day\s+after|that\s+day|the\s+same\s+day|that\s+same\s+day))(?P<anchor_tail>\s+(?i:than|that|the|a|an|his|her|its|their))?
+      | (?P<anchor>\b(?i:(?:a|one|two|three|\d+)\s+days?\s+(?:earlier|before|later|after)|the\s+(?:day|night)\s+before|the\s+(?:next|following)\s+day|afterwards?|later\s+that\s+day|the\s+day\s+after|that\s+day|the\s+same\s+day|that\s+same\s+day))(?P<anchor_tail>\s+(?i:than|that|the|a|an|his|her|its|their))?
       | (?P<week>\b(?i:(?:later|earlier)\s+this\s+week|this\s+week|next\s+week|last\s+week|the\s+coming\s+week|the\s+following\s+week|the\s+past\s+week))\b
       | (?P<month>\b(?P<month_name>January|February|March|April|June|July|August|September|October|November|December|May)(?:\s+(?P<month_year>\d{{4}}))?\b)
     "
@@ -309,14 +309,14 @@ pub fn find_dates(text: &str, reference: Option<NaiveDate>) -> Vec<DateMention> 
                 // "a day before the talks", "the day after the call": the
                 // anchor is named right there, not the previous event.
                 let s = m.as_str().to_ascii_lowercase();
-                if s.contains("before") || s.contains("after") {
+                if (s.contains("before") || s.contains("after")) && !s.starts_with("afterward") {
                     continue;
                 }
             }
             let s = m.as_str().to_ascii_lowercase();
             let words: Vec<&str> = s.split_whitespace().collect();
             let n = small_number(words[0]).unwrap_or(1);
-            let offset = if s.contains("same") || s.starts_with("that") {
+            let offset = if s.contains("same") || s.starts_with("that") || s.starts_with("afterward") || s.starts_with("later") {
                 0
             } else if s.contains("earlier") || s.contains("before") {
                 -n

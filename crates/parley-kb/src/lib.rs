@@ -38,7 +38,10 @@ use normalize::index_key;
 /// earlier ones (and, since references are checked last, of later ones).
 const BUNDLED: &[(&str, &str)] = &[
     ("kb/states.toml", include_str!("../kb/states.toml")),
-    ("kb/organisations.toml", include_str!("../kb/organisations.toml")),
+    (
+        "kb/organisations.toml",
+        include_str!("../kb/organisations.toml"),
+    ),
     ("kb/cities.toml", include_str!("../kb/cities.toml")),
     ("kb/people.toml", include_str!("../kb/people.toml")),
 ];
@@ -187,9 +190,7 @@ impl KnowledgeBase {
                 None => self.organisations.push(o),
             }
         }
-        for c in other.cities {
-            load::merge_city(&mut self.cities, c);
-        }
+        load::merge_cities(&mut self.cities, other.cities);
         for p in other.people {
             match self.people.iter_mut().find(|x| x.id == p.id) {
                 Some(old) => load::merge_person(old, p),
@@ -274,7 +275,9 @@ impl KnowledgeBase {
     /// The organisation with this code, case-insensitive.
     pub fn organisation(&self, code: &str) -> Option<&Organisation> {
         let code = code.trim().to_ascii_uppercase();
-        let o = self.organisations.get(*self.index.organisations.get(&code)?)?;
+        let o = self
+            .organisations
+            .get(*self.index.organisations.get(&code)?)?;
         (o.code == code).then_some(o)
     }
 

@@ -112,18 +112,59 @@ pub(crate) struct Builder {
     external: Option<&'static KnowledgeBase>,
 }
 
-/// Converts a byte offset into 1-based (line, column).
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before, |nl| &before[nl + 1..])
-        .chars()
-        .count()
-        + 1;
-    (line, col)
+/// Byte offsets of line starts, to turn TOML spans into line numbers
+/// without rescanning the file for every entry.
+struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Lines { text, starts }
+    }
+
+    /// 1-based (line, column in characters) of a byte offset.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(0, |t| t.chars().count())
+            + 1;
+        (line, column)
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.line_col(offset).0
+    }
+}
+
+/// The file being read: its name for errors and its line table.
+struct FileCx<'a> {
+    file: &'a str,
+    lines: Lines<'a>,
+}
+
+impl FileCx<'_> {
+    /// 1-based line of a span's start.
+    fn line(&self, span: std::ops::Range<usize>) -> usize {
+        self.lines.line(span.start)
+    }
+
+    /// A content error at `line` of this file.
+    fn invalid(&self, line: usize, reason: String) -> KbError {
+        KbError::Invalid {
+            file: self.file.to_string(),
+            line: Some(line),
+            reason,
+        }
+    }
 }
 
 /// The ISO 3166-1 states, plus Kosovo (XK/XKX, user-assigned but
@@ -156,13 +197,14 @@ pub(crate) fn iso_states() -> Vec<State> {
 /// Appends the items of `extra` missing from `list` (compared after
 /// normalisation), keeping first-seen order.
 pub(crate) fn append_unique(list: &mut Vec<String>, extra: impl IntoIterator<Item = String>) {
+    let mut extra = extra.into_iter().peekable();
+    if extra.peek().is_none() {
+        return;
+    }
+    let mut keys: HashSet<String> = list.iter().map(|x| index_key(x)).collect();
     for item in extra {
         let item = item.trim().to_string();
-        if item.is_empty() {
-            continue;
-        }
-        let key = index_key(&item);
-        if !list.iter().any(|x| index_key(x) == key) {
+        if !item.is_empty() && keys.insert(index_key(&item)) {
             list.push(item);
         }
     }
@@ -244,16 +286,33 @@ pub(crate) fn merge_person(old: &mut Person, new: Person) {
     }
 }
 
-/// Merges a city into a list: same name (or alias) in the same state merges.
-pub(crate) fn merge_city(cities: &mut Vec<City>, new: City) {
-    let key = index_key(&new.name);
-    let same = cities.iter_mut().find(|c| {
-        c.country == new.country
-            && (index_key(&c.name) == key || c.aliases.iter().any(|a| index_key(a) == key))
-    });
-    match same {
-        Some(old) => append_unique(&mut old.aliases, new.aliases),
-        None => cities.push(new),
+/// Merges cities into a list: a city with the same name (or alias) in the
+/// same state as a listed one extends it, any other is appended.
+pub(crate) fn merge_cities(cities: &mut Vec<City>, new: impl IntoIterator<Item = City>) {
+    // (normalised name or alias, state) -> position, built once per call.
+    let mut keys: HashMap<(String, String), usize> = HashMap::new();
+    let add_keys = |keys: &mut HashMap<(String, String), usize>, c: &City, i: usize| {
+        for form in std::iter::once(&c.name).chain(&c.aliases) {
+            keys.entry((index_key(form), c.country.clone()))
+                .or_insert(i);
+        }
+    };
+    for (i, c) in cities.iter().enumerate() {
+        add_keys(&mut keys, c, i);
+    }
+    for city in new {
+        let key = (index_key(&city.name), city.country.clone());
+        match keys.get(&key) {
+            Some(&i) => {
+                append_unique(&mut cities[i].aliases, city.aliases);
+                let merged = cities[i].clone();
+                add_keys(&mut keys, &merged, i);
+            }
+            None => {
+                add_keys(&mut keys, &city, cities.len());
+                cities.push(city);
+            }
+        }
     }
 }
 
@@ -296,8 +355,12 @@ impl Builder {
 
     /// Parses one file and merges it into what was read before.
     pub(crate) fn add_file(&mut self, file: &str, text: &str) -> Result<(), KbError> {
+        let cx = FileCx {
+            file,
+            lines: Lines::new(text),
+        };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            let (line, column) = e.span().map_or((1, 1), |s| cx.lines.line_col(s.start));
             KbError::Parse {
                 file: file.to_string(),
                 line,
@@ -305,32 +368,38 @@ impl Builder {
                 reason: e.message().trim().to_string(),
             }
         })?;
-        let line_of = |span: std::ops::Range<usize>| line_col(text, span.start).0;
-        let invalid = |line: usize, reason: String| KbError::Invalid {
-            file: file.to_string(),
-            line: Some(line),
-            reason,
-        };
+        self.add_states(&cx, raw.state)?;
+        self.add_organisations(&cx, raw.organisation)?;
+        self.add_cities(&cx, raw.city)?;
+        self.add_people(&cx, raw.person)
+    }
 
-        // States.
+    /// Merges `[[state]]` entries: known codes are completed, new ones need ISO basics.
+    fn add_states(
+        &mut self,
+        cx: &FileCx<'_>,
+        entries: Vec<Spanned<RawState>>,
+    ) -> Result<(), KbError> {
         let mut seen = HashSet::new();
-        for entry in raw.state {
-            let line = line_of(entry.span());
+        for entry in entries {
+            let line = cx.line(entry.span());
             let s = entry.into_inner();
             let code = s.code.trim().to_string();
             if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
-                return Err(invalid(
+                return Err(cx.invalid(
                     line,
                     format!("state code {code:?} is not an upper-case alpha-3 code"),
                 ));
             }
             if !seen.insert(code.clone()) {
-                return Err(invalid(line, format!("state {code} listed twice in this file")));
+                return Err(cx.invalid(line, format!("state {code} listed twice in this file")));
             }
             if let Some(a2) = &s.alpha2
                 && (a2.len() != 2 || !a2.chars().all(|c| c.is_ascii_uppercase()))
             {
-                return Err(invalid(line, format!("alpha2 {a2:?} is not two upper-case letters")));
+                return Err(
+                    cx.invalid(line, format!("alpha2 {a2:?} is not two upper-case letters"))
+                );
             }
             let new = State {
                 code: code.clone(),
@@ -368,9 +437,11 @@ impl Builder {
                 }
                 None => {
                     if new.alpha2.is_empty() || new.name.is_empty() {
-                        return Err(invalid(
+                        return Err(cx.invalid(
                             line,
-                            format!("state {code} is not in ISO 3166-1: give it `alpha2` and `name`"),
+                            format!(
+                                "state {code} is not in ISO 3166-1: give it `alpha2` and `name`"
+                            ),
                         ));
                     }
                     self.kb.states.push(new);
@@ -378,25 +449,38 @@ impl Builder {
             }
         }
 
-        // Organisations.
+        Ok(())
+    }
+
+    /// Merges `[[organisation]]` entries; references are checked in `finish`.
+    fn add_organisations(
+        &mut self,
+        cx: &FileCx<'_>,
+        entries: Vec<Spanned<RawOrg>>,
+    ) -> Result<(), KbError> {
         let mut seen = HashSet::new();
-        for entry in raw.organisation {
-            let line = line_of(entry.span());
+        for entry in entries {
+            let line = cx.line(entry.span());
             let o = entry.into_inner();
             let code = o.code.trim().to_string();
             if !is_code(&code) {
-                return Err(invalid(
+                return Err(cx.invalid(
                     line,
-                    format!("organisation code {code:?} must be upper-case letters, digits, '_' or '-'"),
+                    format!(
+                        "organisation code {code:?} must be upper-case letters, digits, '_' or '-'"
+                    ),
                 ));
             }
             if !seen.insert(code.clone()) {
-                return Err(invalid(line, format!("organisation {code} listed twice in this file")));
+                return Err(cx.invalid(
+                    line,
+                    format!("organisation {code} listed twice in this file"),
+                ));
             }
             if let Some(c) = &o.country {
                 self.refs.push(PendingRef {
-                    file: file.to_string(),
-                    line: line_of(c.span()),
+                    file: cx.file.to_string(),
+                    line: cx.line(c.span()),
                     code: c.get_ref().clone(),
                     what: "organisation country",
                     org_allowed: false,
@@ -420,7 +504,7 @@ impl Builder {
                     let name = o.name.or(known.map(|k| k.name.clone()));
                     let kind = o.kind.or(known.map(|k| k.kind));
                     let (Some(name), Some(kind)) = (name, kind) else {
-                        return Err(invalid(
+                        return Err(cx.invalid(
                             line,
                             format!("new organisation {code} needs `name` and `kind`"),
                         ));
@@ -437,44 +521,59 @@ impl Builder {
             }
         }
 
-        // Cities.
+        Ok(())
+    }
+
+    /// Merges `[[city]]` entries; the state code is checked in `finish`.
+    fn add_cities(
+        &mut self,
+        cx: &FileCx<'_>,
+        entries: Vec<Spanned<RawCity>>,
+    ) -> Result<(), KbError> {
         let mut seen = HashSet::new();
-        for entry in raw.city {
-            let line = line_of(entry.span());
+        let mut new_cities = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let line = cx.line(entry.span());
             let c = entry.into_inner();
             if c.name.trim().is_empty() {
-                return Err(invalid(line, "city with an empty name".into()));
+                return Err(cx.invalid(line, "city with an empty name".into()));
             }
             let country = c.country.get_ref().clone();
             if !seen.insert((index_key(&c.name), country.clone())) {
-                return Err(invalid(line, format!("city {} listed twice in this file", c.name)));
+                return Err(cx.invalid(line, format!("city {} listed twice in this file", c.name)));
             }
             self.refs.push(PendingRef {
-                file: file.to_string(),
-                line: line_of(c.country.span()),
+                file: cx.file.to_string(),
+                line: cx.line(c.country.span()),
                 code: country.clone(),
                 what: "city country",
                 org_allowed: false,
             });
-            merge_city(
-                &mut self.kb.cities,
-                City {
-                    name: c.name,
-                    country,
-                    aliases: c.aliases,
-                },
-            );
+            new_cities.push(City {
+                name: c.name,
+                country,
+                aliases: c.aliases,
+            });
         }
+        merge_cities(&mut self.kb.cities, new_cities);
 
-        // People.
+        Ok(())
+    }
+
+    /// Merges `[[person]]` entries: ids, genders, role titles and dates are checked here, codes in `finish`.
+    fn add_people(
+        &mut self,
+        cx: &FileCx<'_>,
+        entries: Vec<Spanned<RawPerson>>,
+    ) -> Result<(), KbError> {
         let mut seen = HashSet::new();
-        for entry in raw.person {
-            let line = line_of(entry.span());
+        for entry in entries {
+            let line = cx.line(entry.span());
             let p = entry.into_inner();
             let id = match (&p.id, &p.name) {
                 (Some(id), _) => id.trim().to_string(),
                 (None, Some(name)) => format!("per-{}", slug(name)),
-                (None, None) => return Err(invalid(line, "person needs `name` or `id`".into())),
+                (None, None) => return Err(cx.invalid(line, "person needs `name` or `id`".into())),
             };
             let id_ok = id.len() > 4
                 && id.starts_with("per-")
@@ -482,18 +581,20 @@ impl Builder {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !id_ok {
-                return Err(invalid(
+                return Err(cx.invalid(
                     line,
-                    format!("person id {id:?} must be \"per-\" followed by lower-case ASCII letters, digits and '-'"),
+                    format!(
+                        "person id {id:?} must be \"per-\" followed by lower-case ASCII letters, digits and '-'"
+                    ),
                 ));
             }
             if !seen.insert(id.clone()) {
-                return Err(invalid(line, format!("duplicate person id {id} in this file")));
+                return Err(cx.invalid(line, format!("duplicate person id {id} in this file")));
             }
             if let Some(c) = &p.country {
                 self.refs.push(PendingRef {
-                    file: file.to_string(),
-                    line: line_of(c.span()),
+                    file: cx.file.to_string(),
+                    line: cx.line(c.span()),
                     code: c.get_ref().clone(),
                     what: "person country",
                     org_allowed: false,
@@ -502,38 +603,36 @@ impl Builder {
             if let Some(g) = &p.gender
                 && !matches!(g.get_ref().as_str(), "male" | "female")
             {
-                return Err(invalid(
-                    line_of(g.span()),
+                return Err(cx.invalid(
+                    cx.line(g.span()),
                     format!("gender {:?} must be \"male\" or \"female\"", g.get_ref()),
                 ));
             }
             let mut roles = Vec::with_capacity(p.roles.len());
             for r in p.roles {
-                let role_line = line_of(r.span());
+                let role_line = cx.line(r.span());
                 let r = r.into_inner();
                 let title = r.title.get_ref().trim();
                 let Some(title) = role_key(title) else {
-                    return Err(invalid(
-                        line_of(r.title.span()),
-                        format!(
-                            "role title {title:?} is neither a role key nor a known wording"
-                        ),
+                    return Err(cx.invalid(
+                        cx.line(r.title.span()),
+                        format!("role title {title:?} is neither a role key nor a known wording"),
                     ));
                 };
                 let title = title.into_owned();
-                let from = parse_date(file, text, r.from)?;
-                let to = parse_date(file, text, r.to)?;
+                let from = parse_date(cx, r.from)?;
+                let to = parse_date(cx, r.to)?;
                 if let (Some(f), Some(t)) = (from, to)
                     && t <= f
                 {
-                    return Err(invalid(
+                    return Err(cx.invalid(
                         role_line,
                         format!("role {title}: `to` ({t}) must be after `from` ({f})"),
                     ));
                 }
                 self.refs.push(PendingRef {
-                    file: file.to_string(),
-                    line: line_of(r.of.span()),
+                    file: cx.file.to_string(),
+                    line: cx.line(r.of.span()),
                     code: r.of.get_ref().clone(),
                     what: "role `of`",
                     org_allowed: true,
@@ -557,7 +656,7 @@ impl Builder {
             match self.kb.people.iter_mut().find(|x| x.id == id) {
                 Some(old) => merge_person(old, new),
                 None if new.name.is_empty() => {
-                    return Err(invalid(line, format!("new person {id} needs a `name`")));
+                    return Err(cx.invalid(line, format!("new person {id} needs a `name`")));
                 }
                 None => self.kb.people.push(new),
             }
@@ -612,14 +711,13 @@ fn is_iso_alpha3(code: &str) -> bool {
 
 /// Reads a TOML date (`2025-07-17`) or a string holding one.
 fn parse_date(
-    file: &str,
-    text: &str,
+    cx: &FileCx<'_>,
     value: Option<Spanned<toml::Value>>,
 ) -> Result<Option<NaiveDate>, KbError> {
     let Some(value) = value else {
         return Ok(None);
     };
-    let line = line_col(text, value.span().start).0;
+    let line = cx.line(value.span());
     let shown = value.get_ref().to_string();
     let parsed = match value.into_inner() {
         toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt
@@ -630,11 +728,7 @@ fn parse_date(
     };
     match parsed {
         Some(d) => Ok(Some(d)),
-        None => Err(KbError::Invalid {
-            file: file.to_string(),
-            line: Some(line),
-            reason: format!("bad date {shown}: expected YYYY-MM-DD"),
-        }),
+        None => Err(cx.invalid(line, format!("bad date {shown}: expected YYYY-MM-DD"))),
     }
 }
 

@@ -49,8 +49,7 @@ pub fn normalize(text: &str) -> String {
         match c {
             '.' => {
                 // "U.S" (between letters) or "S." after a one-letter token.
-                let single_letter_before =
-                    prev_word && (i < 2 || !is_word(chars[i - 2]));
+                let single_letter_before = prev_word && (i < 2 || !is_word(chars[i - 2]));
                 if (prev_word && next_word) || single_letter_before {
                     continue;
                 }

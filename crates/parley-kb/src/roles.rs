@@ -129,15 +129,33 @@ const PHRASES: &[(&str, &str)] = &[
         "secretary of the national security and defense council",
         "nsdc_secretary",
     ),
-    ("national security and defence council secretary", "nsdc_secretary"),
-    ("national security and defense council secretary", "nsdc_secretary"),
+    (
+        "national security and defence council secretary",
+        "nsdc_secretary",
+    ),
+    (
+        "national security and defense council secretary",
+        "nsdc_secretary",
+    ),
     ("nsdc secretary", "nsdc_secretary"),
     ("security council secretary", "security_council_secretary"),
-    ("secretary of the security council", "security_council_secretary"),
-    ("head of the presidential office", "head_of_presidential_office"),
+    (
+        "secretary of the security council",
+        "security_council_secretary",
+    ),
+    (
+        "head of the presidential office",
+        "head_of_presidential_office",
+    ),
     ("head of presidential office", "head_of_presidential_office"),
-    ("head of the office of the president", "head_of_presidential_office"),
-    ("head of the president s office", "head_of_presidential_office"),
+    (
+        "head of the office of the president",
+        "head_of_presidential_office",
+    ),
+    (
+        "head of the president s office",
+        "head_of_presidential_office",
+    ),
     ("presidential chief of staff", "head_of_presidential_office"),
     ("chief of staff", "head_of_presidential_office"),
     ("presidential aide", "presidential_aide"),
@@ -184,7 +202,10 @@ const PHRASES: &[(&str, &str)] = &[
     ("commander", "commander"),
     // organisations
     ("secretary general", "secretary_general"),
-    ("president of the european commission", "commission_president"),
+    (
+        "president of the european commission",
+        "commission_president",
+    ),
     ("european commission president", "commission_president"),
     ("commission president", "commission_president"),
     ("president of the european council", "council_president"),
@@ -289,7 +310,10 @@ mod tests {
     #[test]
     fn every_phrase_maps_to_a_listed_key() {
         for (phrase, key) in PHRASES {
-            assert!(ROLE_KEYS.contains(key), "{phrase} -> {key} not in ROLE_KEYS");
+            assert!(
+                ROLE_KEYS.contains(key),
+                "{phrase} -> {key} not in ROLE_KEYS"
+            );
         }
         for key in ROLE_KEYS {
             assert_eq!(canonical_role(key), Some(*key));

@@ -30,7 +30,11 @@ fn bundled_has_every_iso_state_and_the_extras() {
     // Press names replace ISO's formal ones, which stay reachable as aliases.
     let iran = kb.state("IRN").unwrap();
     assert_eq!(iran.name, "Iran");
-    assert!(iran.aliases.iter().any(|a| a == "Iran (Islamic Republic of)"));
+    assert!(
+        iran.aliases
+            .iter()
+            .any(|a| a == "Iran (Islamic Republic of)")
+    );
     assert_eq!(kb.actor_name("RUS"), Some("Russia"));
     assert_eq!(kb.actor_name("HAMAS"), Some("Hamas"));
     assert_eq!(kb.actor_name("NOPE"), None);
@@ -53,6 +57,47 @@ fn un_members_in_the_news_have_capitals_and_demonyms() {
         let s = kb.state(code).unwrap();
         assert!(!s.capitals.is_empty(), "{code} has no capital");
         assert!(!s.demonyms.is_empty(), "{code} has no demonym");
+    }
+}
+
+/// The 193 UN member states.
+const UN_MEMBERS: [&str; 193] = [
+    "AFG", "AGO", "ALB", "AND", "ARE", "ARG", "ARM", "ATG", "AUS", "AUT", "AZE", "BDI", "BEL",
+    "BEN", "BFA", "BGD", "BGR", "BHR", "BHS", "BIH", "BLR", "BLZ", "BOL", "BRA", "BRB", "BRN",
+    "BTN", "BWA", "CAF", "CAN", "CHE", "CHL", "CHN", "CIV", "CMR", "COD", "COG", "COL", "COM",
+    "CPV", "CRI", "CUB", "CYP", "CZE", "DEU", "DJI", "DMA", "DNK", "DOM", "DZA", "ECU", "EGY",
+    "ERI", "ESP", "EST", "ETH", "FIN", "FJI", "FRA", "FSM", "GAB", "GBR", "GEO", "GHA", "GIN",
+    "GMB", "GNB", "GNQ", "GRC", "GRD", "GTM", "GUY", "HND", "HRV", "HTI", "HUN", "IDN", "IND",
+    "IRL", "IRN", "IRQ", "ISL", "ISR", "ITA", "JAM", "JOR", "JPN", "KAZ", "KEN", "KGZ", "KHM",
+    "KIR", "KNA", "KOR", "KWT", "LAO", "LBN", "LBR", "LBY", "LCA", "LIE", "LKA", "LSO", "LTU",
+    "LUX", "LVA", "MAR", "MCO", "MDA", "MDG", "MDV", "MEX", "MHL", "MKD", "MLI", "MLT", "MMR",
+    "MNE", "MNG", "MOZ", "MRT", "MUS", "MWI", "MYS", "NAM", "NER", "NGA", "NIC", "NLD", "NOR",
+    "NPL", "NRU", "NZL", "OMN", "PAK", "PAN", "PER", "PHL", "PLW", "PNG", "POL", "PRK", "PRT",
+    "PRY", "QAT", "ROU", "RUS", "RWA", "SAU", "SDN", "SEN", "SGP", "SLB", "SLE", "SLV", "SMR",
+    "SOM", "SRB", "SSD", "STP", "SUR", "SVK", "SVN", "SWE", "SWZ", "SYC", "SYR", "TCD", "TGO",
+    "THA", "TJK", "TKM", "TLS", "TON", "TTO", "TUN", "TUR", "TUV", "TZA", "UGA", "UKR", "URY",
+    "USA", "UZB", "VCT", "VEN", "VNM", "VUT", "WSM", "YEM", "ZAF", "ZMB", "ZWE",
+];
+
+#[test]
+fn every_un_member_and_observer_is_completed() {
+    let kb = kb();
+    for code in UN_MEMBERS.iter().chain(&["VAT", "PSE"]) {
+        let s = kb.state(code).unwrap_or_else(|| panic!("missing {code}"));
+        assert!(
+            !s.name.contains('('),
+            "{code} keeps ISO's formal name {}",
+            s.name
+        );
+        // Nauru has no official capital.
+        assert!(
+            !s.capitals.is_empty() || *code == "NRU",
+            "{code} has no capital"
+        );
+        assert!(
+            !s.aliases.is_empty() || !s.demonyms.is_empty(),
+            "{code} has neither alias nor demonym"
+        );
     }
 }
 
@@ -85,6 +130,14 @@ fn metonyms_and_short_names_resolve_to_states() {
         &h.target,
         Target::City { name, country } if name == "Kyiv" && country == "UKR"
     )));
+    // Ambiguous short names surface every meaning.
+    let congo: Vec<_> = kb
+        .lookup("Congo")
+        .iter()
+        .map(|h| h.target.clone())
+        .collect();
+    assert!(congo.contains(&Target::State("COD".into())));
+    assert!(congo.contains(&Target::State("COG".into())));
     assert!(kb.lookup("nowhere at all").is_empty());
 }
 
@@ -102,7 +155,17 @@ fn organisations_have_codes_kinds_and_demonyms() {
             "{form}"
         );
     }
-    for code in ["UN", "EU", "NATO", "ASEAN", "AU", "ICRC", "HAMAS", "HEZBOLLAH", "M23"] {
+    for code in [
+        "UN",
+        "EU",
+        "NATO",
+        "ASEAN",
+        "AU",
+        "ICRC",
+        "HAMAS",
+        "HEZBOLLAH",
+        "M23",
+    ] {
         assert!(kb.organisation(code).is_some(), "missing {code}");
     }
     assert_eq!(kb.organisation("icrc").unwrap().kind, OrgKind::Ngo);
@@ -128,7 +191,11 @@ fn talk_venues_are_cities_with_countries() {
         ("Washington", "USA"),
         ("Kinshasa", "COD"),
     ] {
-        assert_eq!(kb.city(name).map(|c| c.country.as_str()), Some(country), "{name}");
+        assert_eq!(
+            kb.city(name).map(|c| c.country.as_str()),
+            Some(country),
+            "{name}"
+        );
     }
     // Case-, accent- and punctuation-insensitive, aliases included.
     assert_eq!(kb.city("SHARM EL SHEIKH").unwrap().name, "Sharm el-Sheikh");
@@ -250,8 +317,14 @@ fn canonical_role_table() {
         ("Prime Minister", Some("prime_minister")),
         ("premier", Some("prime_minister")),
         ("First Deputy Prime Minister", Some("deputy_prime_minister")),
-        ("National Security Advisor", Some("national_security_adviser")),
-        ("national security adviser", Some("national_security_adviser")),
+        (
+            "National Security Advisor",
+            Some("national_security_adviser"),
+        ),
+        (
+            "national security adviser",
+            Some("national_security_adviser"),
+        ),
         (
             "head of the presidential office",
             Some("head_of_presidential_office"),
@@ -280,7 +353,10 @@ fn canonical_role_table() {
         ("commander-in-chief", Some("commander_in_chief")),
         ("UN Secretary-General", Some("secretary_general")),
         ("EU foreign policy chief", Some("high_representative")),
-        ("President of the European Commission", Some("commission_president")),
+        (
+            "President of the European Commission",
+            Some("commission_president"),
+        ),
         ("senate_president", None),
         ("carpenter", None),
         ("", None),
@@ -361,7 +437,8 @@ fn bad_dates_and_duplicates_are_refused() {
         KnowledgeBase::from_toml_str("of.toml", bad_of),
         Err(KbError::Invalid { line: Some(3), .. })
     ));
-    let bad_role = "[[person]]\nname = \"A B\"\nroles = [{ title = \"Grand Poobah!\", of = \"UKR\" }]\n";
+    let bad_role =
+        "[[person]]\nname = \"A B\"\nroles = [{ title = \"Grand Poobah!\", of = \"UKR\" }]\n";
     assert!(matches!(
         KnowledgeBase::from_toml_str("t.toml", bad_role),
         Err(KbError::Invalid { line: Some(3), .. })
@@ -408,11 +485,17 @@ aliases = ["Kyjiw"]
     assert!(umerov.aliases.iter().any(|a| a == "Rustem Umarov"));
     assert_eq!(umerov.roles.len(), kb_umerov_roles());
     assert_eq!(kb.city("Kyjiw").unwrap().name, "Kyiv");
-    assert_eq!(kb.cities.len(), KnowledgeBase::bundled().unwrap().cities.len());
+    assert_eq!(
+        kb.cities.len(),
+        KnowledgeBase::bundled().unwrap().cities.len()
+    );
 
     // A broken user file stops loading and names itself.
-    std::fs::write(dir.path().join("20-bad.toml"), "[[city]]\nname = \"X\"\ncountry = \"ZZZ\"\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("20-bad.toml"),
+        "[[city]]\nname = \"X\"\ncountry = \"ZZZ\"\n",
+    )
+    .unwrap();
     let err = KnowledgeBase::load(Some(dir.path())).unwrap_err();
     assert!(err.to_string().contains("20-bad.toml:3"), "{err}");
 }
@@ -430,6 +513,10 @@ fn merge_appends_aliases_and_later_dates_win() {
 [[organisation]]
 code = "M23"
 aliases = ["Mouvement du 23-Mars"]
+
+[[state]]
+code = "IRN"
+seats = ["Pasteur Street"]
 
 [[person]]
 id = "per-rustem-umerov"
@@ -452,6 +539,13 @@ roles = [{ title = "nsdc_secretary", of = "UKR", from = 2025-07-17, to = 2030-01
     assert_eq!(nsdc.len(), 1);
     assert_eq!(nsdc[0].to, Some(day(2030, 1, 1)));
     assert_eq!(kb.organisation("M23").unwrap().kind, OrgKind::ArmedGroup);
+    // A patch that names no state keeps the press name, not ISO's.
+    assert_eq!(kb.state("IRN").unwrap().name, "Iran");
+    assert!(
+        kb.lookup("Pasteur Street")
+            .iter()
+            .any(|h| h.target == Target::State("IRN".into()) && h.via == Via::Seat)
+    );
 }
 
 #[test]

@@ -62,9 +62,10 @@ pub async fn read_all(
     filter: Filter,
 ) -> Result<Vec<LogRecord>, LogError> {
     let stream = log.read(start, filter, ReadMode::ToEnd).await?;
-    let records: Vec<Result<LogRecord, LogError>> = tokio::time::timeout(PATIENCE, stream.collect())
-        .await
-        .expect("a ToEnd read must end");
+    let records: Vec<Result<LogRecord, LogError>> =
+        tokio::time::timeout(PATIENCE, stream.collect())
+            .await
+            .expect("a ToEnd read must end");
     records.into_iter().collect()
 }
 
@@ -79,7 +80,12 @@ pub async fn append_and_read_back(log: &dyn EventLog) {
     let mut sequences = Vec::new();
     for i in 0..3 {
         let appended = log
-            .append(request(&aggregate, expected, &unique("m"), &format!("body-{i}")))
+            .append(request(
+                &aggregate,
+                expected,
+                &unique("m"),
+                &format!("body-{i}"),
+            ))
             .await
             .unwrap();
         assert!(!appended.duplicate);
@@ -120,7 +126,10 @@ pub async fn append_and_read_back(log: &dyn EventLog) {
     )
     .await
     .unwrap();
-    assert_eq!(read.iter().map(|r| r.sequence).collect::<Vec<_>>(), sequences);
+    assert_eq!(
+        read.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        sequences
+    );
     assert_eq!(read[1].payload, records[1].payload);
 }
 
@@ -129,13 +138,23 @@ pub async fn append_and_read_back(log: &dyn EventLog) {
 pub async fn expected_version_conflict(log: &dyn EventLog) {
     let aggregate = AggregateRef::new("talks", unique("t")).unwrap();
     let first = log
-        .append(request(&aggregate, ExpectedVersion::NoStream, &unique("m"), "v1"))
+        .append(request(
+            &aggregate,
+            ExpectedVersion::NoStream,
+            &unique("m"),
+            "v1",
+        ))
         .await
         .unwrap();
 
     // A new aggregate is created once.
     let err = log
-        .append(request(&aggregate, ExpectedVersion::NoStream, &unique("m"), "again"))
+        .append(request(
+            &aggregate,
+            ExpectedVersion::NoStream,
+            &unique("m"),
+            "again",
+        ))
         .await
         .unwrap_err();
     assert!(
@@ -183,7 +202,10 @@ pub async fn expected_version_conflict(log: &dyn EventLog) {
         ))
         .await
         .unwrap_err();
-    assert!(matches!(err, LogError::WrongExpectedVersion { .. }), "{err:?}");
+    assert!(
+        matches!(err, LogError::WrongExpectedVersion { .. }),
+        "{err:?}"
+    );
 }
 
 /// The same msg id twice is stored once, whatever the expected version
@@ -192,7 +214,12 @@ pub async fn dedup(log: &dyn EventLog) {
     for expected_kind in ["any", "no-stream", "exact"] {
         let aggregate = AggregateRef::new("article", unique("d")).unwrap();
         let base = log
-            .append(request(&aggregate, ExpectedVersion::Any, &unique("base"), "base"))
+            .append(request(
+                &aggregate,
+                ExpectedVersion::Any,
+                &unique("base"),
+                "base",
+            ))
             .await
             .unwrap();
         // For "no-stream" use a fresh aggregate, the base would conflict.
@@ -258,9 +285,15 @@ pub async fn append_many_in_order(log: &dyn EventLog) {
     let results = log.append_many(requests).await;
     assert_eq!(results.len(), 101);
     let (last, ok) = results.split_last().unwrap();
-    assert!(matches!(last, Err(LogError::WrongExpectedVersion { .. })), "{last:?}");
+    assert!(
+        matches!(last, Err(LogError::WrongExpectedVersion { .. })),
+        "{last:?}"
+    );
     let sequences: Vec<u64> = ok.iter().map(|r| r.as_ref().unwrap().sequence).collect();
-    assert!(sequences.windows(2).all(|w| w[0] < w[1]), "in request order");
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "in request order"
+    );
 
     for aggregate in &aggregates {
         let records = log.read_aggregate(aggregate).await.unwrap();
@@ -271,7 +304,9 @@ pub async fn append_many_in_order(log: &dyn EventLog) {
         let expected: Vec<String> = (0..10).map(|r| format!("{}-{r}", aggregate.id)).collect();
         assert_eq!(payloads, expected);
     }
-    let all = read_all(log, StartAt::Beginning, Filter::types([kind])).await.unwrap();
+    let all = read_all(log, StartAt::Beginning, Filter::types([kind]))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 100);
 }
 
@@ -298,21 +333,34 @@ pub async fn read_from_sequence_time_and_follow(log: &dyn EventLog) {
 
     let filter = Filter::types([kind.clone()]);
     let seqs = |records: Vec<LogRecord>| records.iter().map(|r| r.sequence).collect::<Vec<_>>();
-    let from_b = read_all(log, StartAt::Sequence(b.sequence), filter.clone()).await.unwrap();
-    assert_eq!(seqs(from_b), vec![b.sequence, c.sequence]);
-    let from_start = read_all(log, StartAt::Beginning, filter.clone()).await.unwrap();
-    assert_eq!(seqs(from_start), vec![a.sequence, b.sequence, c.sequence]);
-    let from_time = read_all(log, StartAt::Time(cut), filter.clone()).await.unwrap();
-    assert_eq!(seqs(from_time), vec![c.sequence]);
-    let past_end = read_all(log, StartAt::Sequence(c.sequence + 1_000_000), filter.clone())
+    let from_b = read_all(log, StartAt::Sequence(b.sequence), filter.clone())
         .await
         .unwrap();
+    assert_eq!(seqs(from_b), vec![b.sequence, c.sequence]);
+    let from_start = read_all(log, StartAt::Beginning, filter.clone())
+        .await
+        .unwrap();
+    assert_eq!(seqs(from_start), vec![a.sequence, b.sequence, c.sequence]);
+    let from_time = read_all(log, StartAt::Time(cut), filter.clone())
+        .await
+        .unwrap();
+    assert_eq!(seqs(from_time), vec![c.sequence]);
+    let past_end = read_all(
+        log,
+        StartAt::Sequence(c.sequence + 1_000_000),
+        filter.clone(),
+    )
+    .await
+    .unwrap();
     assert!(past_end.is_empty());
     let new_to_end = read_all(log, StartAt::New, filter.clone()).await.unwrap();
     assert!(new_to_end.is_empty());
 
     // Follow from New: only later appends, as they happen.
-    let mut follow = log.read(StartAt::New, filter.clone(), ReadMode::Follow).await.unwrap();
+    let mut follow = log
+        .read(StartAt::New, filter.clone(), ReadMode::Follow)
+        .await
+        .unwrap();
     let mut later = Vec::new();
     for id in ["d", "e", "f"] {
         later.push(
@@ -334,7 +382,10 @@ pub async fn read_from_sequence_time_and_follow(log: &dyn EventLog) {
     assert_eq!(seen, later);
 
     // Follow from the beginning: history, then the tail.
-    let mut follow = log.read(StartAt::Beginning, filter, ReadMode::Follow).await.unwrap();
+    let mut follow = log
+        .read(StartAt::Beginning, filter, ReadMode::Follow)
+        .await
+        .unwrap();
     let g = log
         .append(request(&agg("g"), ExpectedVersion::Any, &unique("m"), "g"))
         .await
@@ -363,17 +414,29 @@ pub async fn filter_by_aggregate_type(log: &dyn EventLog) {
             .await
             .unwrap();
     }
-    let only_x = read_all(log, StartAt::Beginning, Filter::types([x.clone()])).await.unwrap();
+    let only_x = read_all(log, StartAt::Beginning, Filter::types([x.clone()]))
+        .await
+        .unwrap();
     assert_eq!(only_x.len(), 2);
     assert!(only_x.iter().all(|r| r.aggregate.kind == x));
 
-    let x_and_z = read_all(log, StartAt::Beginning, Filter::types([x.clone(), z.clone()]))
+    let x_and_z = read_all(
+        log,
+        StartAt::Beginning,
+        Filter::types([x.clone(), z.clone()]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(x_and_z.len(), 4);
+    assert!(
+        x_and_z
+            .iter()
+            .all(|r| r.aggregate.kind == x || r.aggregate.kind == z)
+    );
+
+    let all = read_all(log, StartAt::Beginning, Filter::all())
         .await
         .unwrap();
-    assert_eq!(x_and_z.len(), 4);
-    assert!(x_and_z.iter().all(|r| r.aggregate.kind == x || r.aggregate.kind == z));
-
-    let all = read_all(log, StartAt::Beginning, Filter::all()).await.unwrap();
     let mine = all
         .iter()
         .filter(|r| [&x, &y, &z].contains(&&r.aggregate.kind))
@@ -404,11 +467,18 @@ pub async fn refuses_invalid_input(log: &dyn EventLog) {
             .append(request(&aggregate, ExpectedVersion::Any, &unique("m"), "p"))
             .await
             .unwrap_err();
-        assert!(matches!(err, LogError::InvalidAggregate(_)), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, LogError::InvalidAggregate(_)),
+            "{bad:?}: {err:?}"
+        );
         assert!(log.aggregate_version(&aggregate).await.is_err());
     }
     let filter = Filter::types(["bad.type"]);
-    assert!(log.read(StartAt::Beginning, filter, ReadMode::ToEnd).await.is_err());
+    assert!(
+        log.read(StartAt::Beginning, filter, ReadMode::ToEnd)
+            .await
+            .is_err()
+    );
 
     let aggregate = AggregateRef::new("article", unique("big")).unwrap();
     let mut big = request(&aggregate, ExpectedVersion::Any, &unique("m"), "");
@@ -428,12 +498,22 @@ pub async fn blob_round_trip(log: &dyn EventLog) {
     assert_eq!(blob.size, small.len() as u64);
     assert_eq!(blob.key.len(), 64);
     assert_eq!(log.get_blob(&blob).await.unwrap(), small);
-    assert_eq!(log.put_blob(small.clone()).await.unwrap(), blob, "same bytes, same ref");
+    assert_eq!(
+        log.put_blob(small.clone()).await.unwrap(),
+        blob,
+        "same bytes, same ref"
+    );
 
     // Larger than one record: 2.5 × max_payload of varied bytes.
     let size = log.max_payload() * 5 / 2;
     let seed = unique("large");
-    let large: Bytes = seed.bytes().cycle().take(size).enumerate().map(|(i, b)| b ^ (i as u8)).collect();
+    let large: Bytes = seed
+        .bytes()
+        .cycle()
+        .take(size)
+        .enumerate()
+        .map(|(i, b)| b ^ (i as u8))
+        .collect();
     let large_ref = log.put_blob(large.clone()).await.unwrap();
     assert_ne!(large_ref.key, blob.key);
     let back = log.get_blob(&large_ref).await.unwrap();
@@ -442,7 +522,10 @@ pub async fn blob_round_trip(log: &dyn EventLog) {
 
     let mut missing = blob.clone();
     missing.key = "0".repeat(64);
-    assert!(matches!(log.get_blob(&missing).await, Err(LogError::Blob { .. })));
+    assert!(matches!(
+        log.get_blob(&missing).await,
+        Err(LogError::Blob { .. })
+    ));
 }
 
 /// A durable consumer delivers matching records; acked ones are not seen

@@ -157,8 +157,15 @@ impl JetStreamLog {
         if config.require_tls {
             options = options.require_tls(true);
         }
+        // A cluster is given as a comma-separated list of URLs.
+        let urls: Vec<&str> = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
         let client = options
-            .connect(config.url.as_str())
+            .connect(urls)
             .await
             .map_err(|e| LogError::Unavailable(format!("connecting to {}: {e}", config.url)))?;
 
@@ -258,7 +265,9 @@ impl JetStreamLog {
             });
         }
         if request.msg_id.is_empty() {
-            return Err(LogError::Backend("an append needs a non-empty msg id".into()));
+            return Err(LogError::Backend(
+                "an append needs a non-empty msg id".into(),
+            ));
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &request.headers {
@@ -472,10 +481,7 @@ impl JetStreamLog {
     ) -> Result<LogRecord, LogError> {
         let aggregate = parse_subject(&self.inner.config.subject_prefix, subject)?;
         let (msg_id, headers) = match headers {
-            Some(headers) => (
-                msg_id_of(headers).map(str::to_string),
-                app_headers(headers),
-            ),
+            Some(headers) => (msg_id_of(headers).map(str::to_string), app_headers(headers)),
             None => (None, Vec::new()),
         };
         Ok(LogRecord {
@@ -536,10 +542,7 @@ impl EventLog for JetStreamLog {
         type AckFuture = std::pin::Pin<
             Box<
                 dyn Future<
-                        Output = Result<
-                            PublishAck,
-                            async_nats::jetstream::context::PublishError,
-                        >,
+                        Output = Result<PublishAck, async_nats::jetstream::context::PublishError>,
                     > + Send,
             >,
         >;
@@ -564,11 +567,11 @@ impl EventLog for JetStreamLog {
                         in_flight.push_back(slots.len());
                         Slot::Pending(ack.into_future())
                     }
-                    Err(LogError::Unavailable(_)) => Slot::Done(Err(
-                        async_nats::jetstream::context::PublishError::new(
+                    Err(LogError::Unavailable(_)) => {
+                        Slot::Done(Err(async_nats::jetstream::context::PublishError::new(
                             PublishErrorKind::BrokenPipe,
-                        ),
-                    )),
+                        )))
+                    }
                     Err(e) => Slot::Failed(e),
                 },
             };
@@ -905,7 +908,10 @@ impl DurableConsumer for JetStreamConsumer {
                     return Some(Err(e));
                 }
             };
-            let delivery_count = message.info().map(|i| i.delivered.max(1) as u64).ok()?;
+            let delivery_count = match message.info() {
+                Ok(info) => info.delivered.max(1) as u64,
+                Err(e) => return Some(Err(backend("parsing delivery metadata", e))),
+            };
             let (_, acker) = message.split();
             let acker = JetStreamAcker {
                 acker,
@@ -1075,10 +1081,7 @@ fn backend(what: &str, error: impl std::fmt::Display) -> LogError {
     LogError::Backend(format!("{what}: {error}"))
 }
 
-fn direct_get_error(
-    what: &str,
-    error: async_nats::jetstream::stream::DirectGetError,
-) -> LogError {
+fn direct_get_error(what: &str, error: async_nats::jetstream::stream::DirectGetError) -> LogError {
     match error.kind() {
         DirectGetErrorKind::TimedOut => LogError::Unavailable(format!("{what}: {error}")),
         _ => backend(what, error),

@@ -13,6 +13,7 @@
 //! - the *version* of an aggregate is the global sequence of its last record,
 //!   which is what optimistic concurrency ([`ExpectedVersion`]) compares.
 
+pub mod contract;
 mod error;
 pub mod jetstream;
 
@@ -175,7 +176,7 @@ impl Filter {
 
     /// Whether a record of this aggregate passes the filter.
     pub fn matches(&self, aggregate: &AggregateRef) -> bool {
-        self.aggregate_types.is_empty() || self.aggregate_types.iter().any(|t| *t == aggregate.kind)
+        self.aggregate_types.is_empty() || self.aggregate_types.contains(&aggregate.kind)
     }
 }
 
@@ -302,10 +303,7 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Appends many records, pipelined where the backend allows; results are
     /// in request order. Records for one aggregate keep their order.
-    async fn append_many(
-        &self,
-        requests: Vec<AppendRequest>,
-    ) -> Vec<Result<Appended, LogError>> {
+    async fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<Appended, LogError>> {
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
             results.push(self.append(request).await);

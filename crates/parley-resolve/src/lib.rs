@@ -1,1 +1,746 @@
-//! parley-resolve.
+//! parley-resolve: person mentions to canonical entities, candidate events to
+//! real-world events with one id across documents.
+//!
+//! The resolver is event-sourced. [`Resolver::resolve_document`] looks at a
+//! document's extraction and returns [`Decision`]s without changing anything;
+//! [`Resolver::apply`] changes state from one decision. Services persist the
+//! decisions and rebuild the resolver by replaying them, so:
+//! - ids are derived from names and first reports, never from counters or clocks;
+//! - `apply` is idempotent (a decision applied twice changes nothing);
+//! - human judgements (merge, split, alias) are decisions too and survive replay.
+
+pub mod offline;
+mod people;
+
+use chrono::NaiveDate;
+use parley_extract::model::{EventStatus, EventType, Evidence, Extraction, TalksEvent};
+use parley_kb::{KnowledgeBase, normalize};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use people::{Candidate, MentionKind};
+
+/// Kind of a canonical entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    /// A person.
+    Person,
+    /// A state.
+    State,
+    /// An organisation.
+    Organisation,
+    /// A place.
+    Place,
+}
+
+/// A canonical entity as the resolver knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    /// Stable id (`per-...`).
+    pub entity_id: String,
+    /// Person, state ...
+    pub kind: EntityKind,
+    /// Canonical name.
+    pub name: String,
+    /// Known spellings.
+    pub aliases: BTreeSet<String>,
+    /// Actor code for states and organisations.
+    pub code: Option<String>,
+    /// "kb", "discovered" or "human".
+    pub origin: String,
+    /// Side the person speaks for (from the knowledge base).
+    pub country: Option<String>,
+    /// Set when merged into another entity.
+    pub merged_into: Option<String>,
+}
+
+/// A state change, persisted by the services and replayed through [`Resolver::apply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// A new canonical entity.
+    RegisterEntity {
+        /// Its id.
+        entity_id: String,
+        /// Person, state ...
+        kind: EntityKind,
+        /// Canonical name.
+        name: String,
+        /// Spellings.
+        aliases: Vec<String>,
+        /// Actor code, for states and organisations.
+        code: Option<String>,
+        /// "kb", "discovered", "human".
+        origin: String,
+        /// Where it was first seen.
+        document_id: Option<String>,
+    },
+    /// A new spelling of an entity.
+    LearnAlias {
+        /// The entity.
+        entity_id: String,
+        /// The spelling.
+        alias: String,
+        /// "fuzzy", "glued", "coreference", "human".
+        reason: String,
+        /// Where it was seen.
+        document_id: Option<String>,
+    },
+    /// Two entities are one; `merged` stays an alias id of `into`.
+    MergeEntities {
+        /// Surviving entity.
+        into: String,
+        /// Entity folded in.
+        merged: String,
+        /// Why.
+        reason: String,
+        /// "resolver" or a user.
+        decided_by: String,
+    },
+    /// One entity was two: `aliases` move to a new entity.
+    SplitEntity {
+        /// Entity that was two.
+        entity_id: String,
+        /// The new entity.
+        new_entity_id: String,
+        /// Canonical name of the new entity.
+        new_name: String,
+        /// Aliases that move.
+        aliases: Vec<String>,
+        /// Why.
+        reason: String,
+        /// Who decided.
+        decided_by: String,
+    },
+    /// A real-world event reported for the first time (version 1).
+    RecordEvent {
+        /// The full event.
+        event: TalksEvent,
+    },
+    /// Another source reports a known event.
+    CorroborateEvent {
+        /// The event.
+        event_id: String,
+        /// The new source's text.
+        evidence: Evidence,
+        /// Distinct sources now.
+        source_count: u32,
+        /// Status after this report.
+        status: EventStatus,
+        /// Version after this change.
+        version: u64,
+        /// Type as this source reports it.
+        reported_type: EventType,
+    },
+    /// A known event changed.
+    AmendEvent {
+        /// The event after the change.
+        event: TalksEvent,
+        /// Why.
+        reason: String,
+    },
+    /// A known event is withdrawn.
+    RetractEvent {
+        /// The event.
+        event_id: String,
+        /// Why.
+        reason: String,
+        /// Version after this change.
+        version: u64,
+    },
+    /// A document is fully resolved.
+    DocumentResolved {
+        /// Document id.
+        document_id: String,
+        /// Document name.
+        document_name: String,
+        /// Persons it names.
+        persons: Vec<ResolvedPerson>,
+        /// Events it reports.
+        event_ids: Vec<String>,
+    },
+}
+
+/// One person of one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedPerson {
+    /// Person id.
+    pub entity_id: String,
+    /// Canonical name.
+    pub name: String,
+    /// Spellings used in the document.
+    pub mentions: Vec<String>,
+}
+
+/// One event of one document, as that document reports it, with the shared id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedEvent {
+    /// The real-world event's id.
+    pub event_id: String,
+    /// The event as this document tells it (participants resolved).
+    pub event: TalksEvent,
+    /// True when this document is its first report.
+    pub new: bool,
+}
+
+/// The outcome of resolving one document.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DocumentResolution {
+    /// State changes to persist and apply, in order.
+    pub decisions: Vec<Decision>,
+    /// Persons named in the document.
+    pub persons: Vec<ResolvedPerson>,
+    /// Events the document reports.
+    pub events: Vec<ResolvedEvent>,
+}
+
+/// What the resolver needs to know about a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentMeta {
+    /// Stable document id.
+    pub id: String,
+    /// File name, guid or link.
+    pub name: String,
+    /// Publication date.
+    pub reference_date: Option<NaiveDate>,
+}
+
+/// Why a human decision was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// No entity with that id.
+    #[error("unknown entity {0}")]
+    UnknownEntity(String),
+    /// Merging an entity with itself or one already merged.
+    #[error("cannot merge {0} into {1}: {2}")]
+    BadMerge(String, String, String),
+    /// A split that moves nothing or everything.
+    #[error("cannot split {0}: {1}")]
+    BadSplit(String, String),
+    /// An empty or unusable alias.
+    #[error("invalid alias {0:?}")]
+    BadAlias(String),
+}
+
+/// A known real-world event with its sources.
+#[derive(Debug, Clone, PartialEq)]
+struct EventState {
+    event: TalksEvent,
+    sources: BTreeSet<String>,
+}
+
+/// The resolver's state; rebuilt by replaying decisions.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    kb: KnowledgeBase,
+    entities: BTreeMap<String, Entity>,
+    /// Normalised alias → entity ids.
+    alias_index: HashMap<String, BTreeSet<String>>,
+    events: BTreeMap<String, EventState>,
+    documents: BTreeMap<String, (String, Vec<ResolvedPerson>, Vec<String>)>,
+}
+
+impl Resolver {
+    /// A resolver that knows the people of the knowledge base.
+    pub fn new(kb: &KnowledgeBase) -> Resolver {
+        let mut r = Resolver {
+            kb: kb.clone(),
+            entities: BTreeMap::new(),
+            alias_index: HashMap::new(),
+            events: BTreeMap::new(),
+            documents: BTreeMap::new(),
+        };
+        for p in &kb.people {
+            let mut aliases: BTreeSet<String> = p.aliases.iter().cloned().collect();
+            aliases.insert(p.name.clone());
+            let e = Entity {
+                entity_id: p.id.clone(),
+                kind: EntityKind::Person,
+                name: p.name.clone(),
+                aliases,
+                code: None,
+                origin: "kb".into(),
+                country: p.country.clone(),
+                merged_into: None,
+            };
+            r.insert_entity(e);
+        }
+        r
+    }
+
+    /// The knowledge base the resolver was built from.
+    pub fn kb(&self) -> &KnowledgeBase {
+        &self.kb
+    }
+
+    fn insert_entity(&mut self, e: Entity) {
+        for a in &e.aliases {
+            self.alias_index
+                .entry(normalize(a))
+                .or_default()
+                .insert(e.entity_id.clone());
+        }
+        self.entities.insert(e.entity_id.clone(), e);
+    }
+
+    /// The entity with this id, following merges to the survivor.
+    pub fn get_entity(&self, id: &str) -> Option<&Entity> {
+        let mut cur = self.entities.get(id)?;
+        let mut hops = 0;
+        while let Some(next) = &cur.merged_into {
+            cur = self.entities.get(next)?;
+            hops += 1;
+            if hops > 32 {
+                break;
+            }
+        }
+        Some(cur)
+    }
+
+    /// All live (unmerged) entities.
+    pub fn entities(&self) -> impl Iterator<Item = &Entity> {
+        self.entities.values().filter(|e| e.merged_into.is_none())
+    }
+
+    /// A known event by id.
+    pub fn get_event(&self, id: &str) -> Option<&TalksEvent> {
+        self.events.get(id).map(|s| &s.event)
+    }
+
+    /// All known events.
+    pub fn events(&self) -> impl Iterator<Item = &TalksEvent> {
+        self.events.values().map(|s| &s.event)
+    }
+
+    /// Fuzzy search over entity names and aliases, best first.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<(&Entity, f64)> {
+        let q = normalize(query);
+        if q.is_empty() || q.len() > 200 {
+            return Vec::new();
+        }
+        let mut scored: Vec<(&Entity, f64)> = self
+            .entities()
+            .map(|e| {
+                let best = e
+                    .aliases
+                    .iter()
+                    .chain(std::iter::once(&e.name))
+                    .map(|a| {
+                        let n = normalize(a);
+                        let jw = strsim::jaro_winkler(&q, &n);
+                        let contains = if n.contains(&q) { 0.95 } else { 0.0 };
+                        jw.max(contains)
+                    })
+                    .fold(0.0, f64::max);
+                (e, best)
+            })
+            .filter(|(_, s)| *s >= 0.75)
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.entity_id.cmp(&b.0.entity_id)));
+        scored.truncate(limit);
+        scored
+    }
+
+    /// Applies one decision. Idempotent: applying it again changes nothing.
+    pub fn apply(&mut self, decision: &Decision) {
+        match decision {
+            Decision::RegisterEntity {
+                entity_id,
+                kind,
+                name,
+                aliases,
+                code,
+                origin,
+                ..
+            } => {
+                if self.entities.contains_key(entity_id) {
+                    return;
+                }
+                let mut set: BTreeSet<String> = aliases.iter().cloned().collect();
+                set.insert(name.clone());
+                self.insert_entity(Entity {
+                    entity_id: entity_id.clone(),
+                    kind: *kind,
+                    name: name.clone(),
+                    aliases: set,
+                    code: code.clone(),
+                    origin: origin.clone(),
+                    country: None,
+                    merged_into: None,
+                });
+            }
+            Decision::LearnAlias {
+                entity_id, alias, ..
+            } => {
+                if let Some(e) = self.entities.get_mut(entity_id)
+                    && e.aliases.insert(alias.clone())
+                {
+                    self.alias_index
+                        .entry(normalize(alias))
+                        .or_default()
+                        .insert(entity_id.clone());
+                }
+            }
+            Decision::MergeEntities { into, merged, .. } => {
+                if into == merged || !self.entities.contains_key(into) {
+                    return;
+                }
+                let Some(m) = self.entities.get_mut(merged) else { return };
+                if m.merged_into.is_some() {
+                    return;
+                }
+                m.merged_into = Some(into.clone());
+                let aliases: Vec<String> = m.aliases.iter().cloned().collect();
+                for a in aliases {
+                    let ids = self.alias_index.entry(normalize(&a)).or_default();
+                    ids.remove(merged);
+                    ids.insert(into.clone());
+                    if let Some(i) = self.entities.get_mut(into) {
+                        i.aliases.insert(a);
+                    }
+                }
+            }
+            Decision::SplitEntity {
+                entity_id,
+                new_entity_id,
+                new_name,
+                aliases,
+                ..
+            } => {
+                if self.entities.contains_key(new_entity_id) {
+                    return;
+                }
+                let Some(old) = self.entities.get_mut(entity_id) else { return };
+                let kind = old.kind;
+                for a in aliases {
+                    old.aliases.remove(a);
+                    if let Some(ids) = self.alias_index.get_mut(&normalize(a)) {
+                        ids.remove(entity_id);
+                    }
+                }
+                let mut set: BTreeSet<String> = aliases.iter().cloned().collect();
+                set.insert(new_name.clone());
+                self.insert_entity(Entity {
+                    entity_id: new_entity_id.clone(),
+                    kind,
+                    name: new_name.clone(),
+                    aliases: set,
+                    code: None,
+                    origin: "human".into(),
+                    country: None,
+                    merged_into: None,
+                });
+            }
+            Decision::RecordEvent { event } => {
+                if self.events.contains_key(&event.event_id) {
+                    return;
+                }
+                let sources = event.evidence.iter().map(|e| e.document_id.clone()).collect();
+                self.events.insert(
+                    event.event_id.clone(),
+                    EventState {
+                        event: event.clone(),
+                        sources,
+                    },
+                );
+            }
+            Decision::CorroborateEvent {
+                event_id,
+                evidence,
+                source_count,
+                status,
+                version,
+                ..
+            } => {
+                let Some(state) = self.events.get_mut(event_id) else { return };
+                if state.event.version >= *version {
+                    return;
+                }
+                state.sources.insert(evidence.document_id.clone());
+                state.event.evidence.push(evidence.clone());
+                state.event.source_count = *source_count;
+                state.event.version = *version;
+                if *status != EventStatus::Unspecified {
+                    state.event.status = *status;
+                }
+                if *status == EventStatus::Held && state.event.event_type == EventType::TalksAnnounced {
+                    state.event.event_type = EventType::TalksHeld;
+                }
+            }
+            Decision::AmendEvent { event, .. } => {
+                if let Some(state) = self.events.get_mut(&event.event_id)
+                    && state.event.version < event.version
+                {
+                    state.event = event.clone();
+                }
+            }
+            Decision::RetractEvent {
+                event_id, version, ..
+            } => {
+                if let Some(state) = self.events.get_mut(event_id)
+                    && state.event.version < *version
+                {
+                    state.event.retracted = true;
+                    state.event.version = *version;
+                }
+            }
+            Decision::DocumentResolved {
+                document_id,
+                document_name,
+                persons,
+                event_ids,
+            } => {
+                self.documents.insert(
+                    document_id.clone(),
+                    (document_name.clone(), persons.clone(), event_ids.clone()),
+                );
+            }
+        }
+    }
+
+    /// Human judgement: `merged` is the same entity as `into`.
+    pub fn decide_merge(&self, into: &str, merged: &str, decided_by: &str) -> Result<Vec<Decision>, ResolveError> {
+        let a = self.get_entity(into).ok_or_else(|| ResolveError::UnknownEntity(into.into()))?;
+        let b = self.entities.get(merged).ok_or_else(|| ResolveError::UnknownEntity(merged.into()))?;
+        if a.entity_id == b.entity_id {
+            return Err(ResolveError::BadMerge(merged.into(), into.into(), "same entity".into()));
+        }
+        if b.merged_into.is_some() {
+            return Err(ResolveError::BadMerge(merged.into(), into.into(), "already merged".into()));
+        }
+        Ok(vec![Decision::MergeEntities {
+            into: a.entity_id.clone(),
+            merged: merged.into(),
+            reason: "human judgement".into(),
+            decided_by: decided_by.into(),
+        }])
+    }
+
+    /// Human judgement: `aliases` of `entity_id` name another person, `new_name`.
+    pub fn decide_split(
+        &self,
+        entity_id: &str,
+        new_name: &str,
+        aliases: &[String],
+        decided_by: &str,
+    ) -> Result<Vec<Decision>, ResolveError> {
+        let e = self.entities.get(entity_id).ok_or_else(|| ResolveError::UnknownEntity(entity_id.into()))?;
+        if new_name.trim().is_empty() {
+            return Err(ResolveError::BadSplit(entity_id.into(), "empty new name".into()));
+        }
+        let moving: Vec<String> = aliases.iter().filter(|a| e.aliases.contains(*a)).cloned().collect();
+        if moving.is_empty() && aliases.iter().all(|a| normalize(a) != normalize(new_name)) && !aliases.is_empty() {
+            return Err(ResolveError::BadSplit(entity_id.into(), "none of the aliases belong to it".into()));
+        }
+        if moving.iter().any(|a| a == &e.name) {
+            return Err(ResolveError::BadSplit(entity_id.into(), "cannot move the canonical name".into()));
+        }
+        let new_entity_id = self.fresh_person_id(new_name, &BTreeSet::new());
+        Ok(vec![Decision::SplitEntity {
+            entity_id: entity_id.into(),
+            new_entity_id,
+            new_name: new_name.into(),
+            aliases: moving,
+            reason: "human judgement".into(),
+            decided_by: decided_by.into(),
+        }])
+    }
+
+    /// Human judgement: `alias` is a spelling of `entity_id`.
+    pub fn decide_alias(&self, entity_id: &str, alias: &str, decided_by: &str) -> Result<Vec<Decision>, ResolveError> {
+        let e = self.get_entity(entity_id).ok_or_else(|| ResolveError::UnknownEntity(entity_id.into()))?;
+        if normalize(alias).is_empty() || alias.chars().count() > 200 {
+            return Err(ResolveError::BadAlias(alias.into()));
+        }
+        let _ = decided_by;
+        Ok(vec![Decision::LearnAlias {
+            entity_id: e.entity_id.clone(),
+            alias: alias.trim().into(),
+            reason: "human".into(),
+            document_id: None,
+        }])
+    }
+
+    /// `per-` + slug of the name, with a numeric suffix when the slug is taken.
+    fn fresh_person_id(&self, name: &str, pending: &BTreeSet<String>) -> String {
+        let slug: String = normalize(name)
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let slug = if slug.is_empty() { "unnamed".to_owned() } else { slug };
+        let base = format!("per-{slug}");
+        let mut id = base.clone();
+        let mut n = 2;
+        while self.entities.contains_key(&id) || pending.contains(&id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        id
+    }
+
+    /// Resolves one document: returns decisions (not applied), persons and events.
+    pub fn resolve_document(&self, doc: &DocumentMeta, extraction: &Extraction) -> DocumentResolution {
+        let mut out = DocumentResolution::default();
+        // --- persons
+        let linked = people::link_mentions(self, doc, extraction, &mut out.decisions);
+        let mut persons: Vec<ResolvedPerson> = Vec::new();
+        for (mention, (id, name)) in extraction.mentions.iter().zip(&linked) {
+            let Some(id) = id else { continue };
+            match persons.iter_mut().find(|p| &p.entity_id == id) {
+                Some(p) => {
+                    if !p.mentions.contains(&mention.text) {
+                        p.mentions.push(mention.text.clone());
+                    }
+                }
+                None => persons.push(ResolvedPerson {
+                    entity_id: id.clone(),
+                    name: name.clone(),
+                    mentions: vec![mention.text.clone()],
+                }),
+            }
+        }
+        // Mention text → entity, for participants.
+        let by_text: HashMap<String, (String, String)> = extraction
+            .mentions
+            .iter()
+            .zip(&linked)
+            .filter_map(|(m, (id, name))| id.clone().map(|id| (m.text.clone(), (id, name.clone()))))
+            .collect();
+        // --- events
+        let mut pending: Vec<(String, TalksEvent, Option<NaiveDate>)> = Vec::new();
+        let mut event_ids = Vec::new();
+        for (index, candidate) in extraction.events.iter().enumerate() {
+            let mut event = candidate.clone();
+            for ev in &mut event.evidence {
+                ev.document_id = doc.id.clone();
+                ev.document_name = doc.name.clone();
+            }
+            let mut seen = BTreeSet::new();
+            event.participants.retain_mut(|p| {
+                if let Some((id, name)) = by_text.get(&p.name) {
+                    p.entity_id = id.clone();
+                    p.name = name.clone();
+                }
+                seen.insert(p.name.clone())
+            });
+            let reference = doc.reference_date;
+            // Known event, or one recorded earlier in this document?
+            let known = self
+                .events
+                .iter()
+                .find(|(_, s)| same_event(&s.event, s.event.reported_on, &event, reference))
+                .map(|(id, s)| (id.clone(), s.clone()));
+            let in_doc = pending
+                .iter()
+                .position(|(_, e, r)| same_event(e, *r, &event, reference));
+            let event_id = if let Some((id, state)) = known {
+                if !state.sources.contains(&doc.id) && !event_ids.contains(&id) {
+                    let status = if event.event_type == EventType::TalksHeld {
+                        EventStatus::Held
+                    } else {
+                        state.event.status
+                    };
+                    out.decisions.push(Decision::CorroborateEvent {
+                        event_id: id.clone(),
+                        evidence: event.evidence[0].clone(),
+                        source_count: state.sources.len() as u32 + 1,
+                        status,
+                        version: state.event.version + 1,
+                        reported_type: event.event_type,
+                    });
+                }
+                out.events.push(ResolvedEvent {
+                    event_id: id.clone(),
+                    event: TalksEvent { event_id: id.clone(), ..event.clone() },
+                    new: false,
+                });
+                id
+            } else if let Some(i) = in_doc {
+                let id = pending[i].0.clone();
+                out.events.push(ResolvedEvent {
+                    event_id: id.clone(),
+                    event: TalksEvent { event_id: id.clone(), ..event.clone() },
+                    new: false,
+                });
+                id
+            } else {
+                let id = event_id_for(&doc.id, index, &event);
+                let mut recorded = event.clone();
+                recorded.event_id = id.clone();
+                recorded.version = 1;
+                recorded.source_count = 1;
+                recorded.reported_on = recorded.reported_on.or(reference);
+                out.decisions.push(Decision::RecordEvent { event: recorded.clone() });
+                pending.push((id.clone(), recorded.clone(), reference));
+                out.events.push(ResolvedEvent {
+                    event_id: id.clone(),
+                    event: recorded,
+                    new: true,
+                });
+                id
+            };
+            if !event_ids.contains(&event_id) {
+                event_ids.push(event_id);
+            }
+        }
+        out.decisions.push(Decision::DocumentResolved {
+            document_id: doc.id.clone(),
+            document_name: doc.name.clone(),
+            persons: persons.clone(),
+            event_ids,
+        });
+        out.persons = persons;
+        out
+    }
+}
+
+/// Whether a new report describes a known event: same family (and the same
+/// type for ceasefires), the same sides, compatible dates and venues.
+fn same_event(known: &TalksEvent, known_ref: Option<NaiveDate>, new: &TalksEvent, new_ref: Option<NaiveDate>) -> bool {
+    if known.retracted || known.event_type.family() != new.event_type.family() {
+        return false;
+    }
+    if known.event_type.family() != parley_extract::model::EventFamily::Talks && known.event_type != new.event_type {
+        return false;
+    }
+    if known.party_codes() != new.party_codes() {
+        return false;
+    }
+    let dates_ok = match (known.date.date, new.date.date) {
+        (Some(a), Some(b)) => {
+            use parley_extract::model::DatePrecision::*;
+            match (known.date.precision, new.date.precision) {
+                (Day, Day) => a == b,
+                _ => (a - b).num_days().abs() <= 7,
+            }
+        }
+        // Undated reports match only reports of about the same days.
+        (Some(a), None) => new_ref.is_some_and(|r| (a - r).num_days().abs() <= 3),
+        (None, Some(b)) => known_ref.is_some_and(|r| (b - r).num_days().abs() <= 3),
+        (None, None) => matches!((known_ref, new_ref), (Some(a), Some(b)) if (a - b).num_days().abs() <= 3),
+    };
+    if !dates_ok {
+        return false;
+    }
+    match (&known.venue.city, &new.venue.city) {
+        (Some(a), Some(b)) => normalize(a) == normalize(b),
+        _ => true,
+    }
+}
+
+/// `evt-` + 12 hex digits of the first report's key: stable across replays.
+fn event_id_for(document_id: &str, index: usize, event: &TalksEvent) -> String {
+    let key = format!(
+        "{}|{}|{}|{}|{:?}|{}",
+        document_id,
+        index,
+        event.event_type.as_str(),
+        event.party_codes().join(","),
+        event.date.date,
+        event.venue.city.as_deref().unwrap_or("")
+    );
+    format!("evt-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..12])
+}

@@ -42,9 +42,6 @@ pub struct GrpcServer {
     routes: Routes,
     names: Vec<&'static str>,
     health: HealthReporter,
-    health_service: tonic_health::pb::health_server::HealthServer<
-        tonic_health::server::HealthService,
-    >,
 }
 
 impl Default for GrpcServer {
@@ -67,12 +64,13 @@ impl GrpcServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .expect("the bundled descriptor sets are valid");
-        let routes = Routes::new(reflection).add_service(reflection_alpha);
+        let routes = Routes::new(reflection)
+            .add_service(reflection_alpha)
+            .add_service(health_service);
         Self {
             routes,
             names: Vec::new(),
             health,
-            health_service,
         }
     }
 
@@ -113,9 +111,8 @@ impl GrpcServer {
         let state = self.serving_state();
         state.set(true).await;
         let token = shutdown.token.clone();
-        let routes = self.routes.add_service(self.health_service);
         let server = tonic::transport::Server::builder()
-            .add_routes(routes)
+            .add_routes(self.routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 token.cancelled().await;
                 state.set(false).await;

@@ -35,10 +35,10 @@ pub struct Filter {
 
 /// A filter that does not parse: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid filter at column {column}: {message}\n  {source}\n  {caret:>width$}", caret = "^", width = .column)]
+#[error("invalid filter at column {column}: {message}\n  {filter}\n  {caret:>width$}", caret = "^", width = .column)]
 pub struct FilterError {
     /// The filter text.
-    pub source: String,
+    pub filter: String,
     /// 1-based column of the problem.
     pub column: usize,
     /// What is wrong.
@@ -279,7 +279,7 @@ fn tokenize(source: &str) -> Result<Vec<Token>, FilterError> {
     let mut tokens = Vec::new();
     let mut i = 0;
     let err = |column: usize, message: String| FilterError {
-        source: source.to_owned(),
+        filter: source.to_owned(),
         column,
         message,
     };
@@ -361,7 +361,7 @@ impl Parser<'_> {
 
     fn error_at(&self, column: usize, message: String) -> FilterError {
         FilterError {
-            source: self.source.to_owned(),
+            filter: self.source.to_owned(),
             column,
             message,
         }

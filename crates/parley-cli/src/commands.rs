@@ -1,0 +1,217 @@
+//! Subcommands of `parley`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use parley_domain::pb::ingest_service_client::IngestServiceClient;
+use parley_domain::pb::notify_service_client::NotifyServiceClient;
+use parley_domain::pb::{SubmitArticleRequest, SubscribeRequest, SubscribeResponse, UpdateKind, subscribe_request::Start};
+use parley_domain::{convert, time};
+use tonic::transport::{Channel, Endpoint};
+
+/// Parley: structured events from news about peace talks and ceasefires.
+#[derive(Debug, Parser)]
+#[command(name = "parley", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Extract events and entities from files offline and print them.
+    Extract {
+        /// Print JSON Lines (the evaluation format); the only format for now.
+        #[arg(long, default_value_t = true)]
+        jsonl: bool,
+        /// Folder of extra knowledge-base TOML files.
+        #[arg(long, env = "PARLEY_KB_DIR")]
+        kb_dir: Option<PathBuf>,
+        /// Text, HTML or RSS/Atom files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Submit files to a running ingest service and print their document ids.
+    Ingest {
+        /// gRPC URL of the ingest service (or of `parley up`).
+        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// Text, HTML or RSS/Atom files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print events as JSON Lines as subscribers receive them.
+    Subscribe {
+        /// gRPC URL of the notify service (or of `parley up`).
+        #[arg(long, env = "PARLEY_NOTIFY_SERVER", default_value = "http://127.0.0.1:50053")]
+        server: String,
+        /// Filter expression, e.g. `type = ceasefire_* and party = RUS`.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Start: a log sequence (1 = everything), an RFC 3339 time, or `new`.
+        #[arg(long, default_value = "1")]
+        from: String,
+        /// Exit after this many seconds without a new event.
+        #[arg(long)]
+        exit_when_idle: Option<f64>,
+    },
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Extract { jsonl: _, kb_dir, files } => extract(files, kb_dir),
+            Command::Ingest { server, files } => ingest(&server, files).await,
+            Command::Subscribe {
+                server,
+                filter,
+                from,
+                exit_when_idle,
+            } => subscribe(&server, filter, &from, exit_when_idle).await,
+        }
+    }
+}
+
+fn extract(files: Vec<PathBuf>, kb_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let kb = parley_kb::KnowledgeBase::load(kb_dir.as_deref())?;
+    let (rows, errors) = parley_resolve::offline::extract_files(&files, &kb);
+    let mut out = std::io::stdout().lock();
+    for row in rows {
+        use std::io::Write;
+        writeln!(out, "{row}")?;
+    }
+    for error in &errors {
+        eprintln!("parley extract: {error}");
+    }
+    Ok(if errors.is_empty() || errors.len() < files.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn connect(server: &str) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(server.to_owned())
+        .with_context(|| format!("{server:?} is not a valid server URL (e.g. http://127.0.0.1:50051)"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {server}"))
+}
+
+async fn ingest(server: &str, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut client = IngestServiceClient::new(connect(server).await?)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    let mut failed = false;
+    for path in files {
+        let content = match std::fs::read(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("parley ingest: {}: {e}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let request = SubmitArticleRequest {
+            name,
+            content,
+            media_type: String::new(),
+            source_url: path.display().to_string(),
+        };
+        match client.submit_article(request).await {
+            Ok(response) => {
+                let response = response.into_inner();
+                for receipt in response.documents {
+                    let note = if receipt.duplicate { "\tduplicate" } else { "" };
+                    println!("{}\t{}{note}", receipt.document_id, receipt.name);
+                }
+                for error in response.errors {
+                    eprintln!("parley ingest: {}: {}", error.name, error.message);
+                    failed = true;
+                }
+            }
+            Err(status) => {
+                eprintln!("parley ingest: {}: {}", path.display(), status.message());
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn parse_start(from: &str) -> anyhow::Result<Start> {
+    if from.eq_ignore_ascii_case("new") {
+        return Ok(Start::LiveOnly(true));
+    }
+    if let Ok(sequence) = from.parse::<u64>() {
+        anyhow::ensure!(sequence >= 1, "--from: log sequences start at 1");
+        return Ok(Start::FromSequence(sequence));
+    }
+    let time = DateTime::parse_from_rfc3339(from)
+        .with_context(|| format!("--from {from:?}: expected a sequence number, an RFC 3339 time, or `new`"))?;
+    Ok(Start::FromTime(time::to_timestamp(time.with_timezone(&Utc))))
+}
+
+/// JSON line for one delivery: the sequence, key and kind, and the event in the evaluation format's vocabulary.
+pub fn delivery_json(delivery: &SubscribeResponse) -> serde_json::Value {
+    let event = delivery
+        .event
+        .as_ref()
+        .and_then(convert::event_from_pb)
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .unwrap_or_default();
+    let kind = UpdateKind::try_from(delivery.kind)
+        .unwrap_or_default()
+        .as_str_name()
+        .trim_start_matches("UPDATE_KIND_")
+        .to_ascii_lowercase();
+    serde_json::json!({
+        "sequence": delivery.sequence,
+        "idempotency_key": delivery.idempotency_key,
+        "kind": kind,
+        "recorded_at": delivery.recorded_at.as_ref().and_then(time::from_timestamp),
+        "event": event,
+    })
+}
+
+async fn subscribe(
+    server: &str,
+    filter: String,
+    from: &str,
+    exit_when_idle: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    let start = parse_start(from)?;
+    let mut client = NotifyServiceClient::new(connect(server).await?);
+    let mut stream = client
+        .subscribe(SubscribeRequest {
+            filter,
+            start: Some(start),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+        .into_inner();
+    let idle = exit_when_idle.map(Duration::from_secs_f64);
+    loop {
+        let next = match idle {
+            Some(idle) => match tokio::time::timeout(idle, stream.message()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(ExitCode::SUCCESS),
+            },
+            None => stream.message().await,
+        };
+        match next {
+            Ok(Some(delivery)) => println!("{}", delivery_json(&delivery)),
+            Ok(None) => return Ok(ExitCode::SUCCESS),
+            Err(status) => anyhow::bail!("subscription ended: {}", status.message()),
+        }
+    }
+}

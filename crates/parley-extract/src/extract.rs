@@ -1,0 +1,1894 @@
+//! Sentence-level rules that turn a document into candidate events and
+//! person mentions.
+//!
+//! The pipeline for one document:
+//! 1. fold the text to ASCII (with a map back to character offsets), so every
+//!    rule sees "Erdogan" and straight quotes;
+//! 2. dictionary hits (states, capitals, seats, demonyms, organisations,
+//!    cities, known people) and person names;
+//! 3. sentences, each with its triggers (talks, ceasefire, agreement,
+//!    violation, end), filtered for negation, hypotheticals, topics and
+//!    background;
+//! 4. for each surviving trigger: type and status from tense cues, parties
+//!    and mediators from the actors of its clause, date, venue, scope,
+//!    modality, participants and attribution;
+//! 5. document-level repair: anaphoric "the talks" enrich the event they
+//!    refer to, duplicates merge, mediators of talks pass to the agreement
+//!    they produced, and relative dates resolve against earlier events.
+
+use crate::document::Document;
+use crate::lexicon::{
+    CONFLICTS, FUNCTION_WORDS, Lexicon, NON_NAME_WORDS, TITLE_WORDS, Target, fold_char,
+};
+use crate::model::*;
+use crate::time::{DateKind, DateMention, Tense, find_dates};
+use chrono::NaiveDate;
+use parley_kb::{KnowledgeBase, Via};
+use regex::Regex;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+/// Version string stored with every extraction.
+pub const EXTRACTOR_VERSION: &str = concat!("parley-extract/", env!("CARGO_PKG_VERSION"), "+rules1");
+
+/// Reads events and person mentions from documents; build once and share.
+pub struct Extractor {
+    lex: Lexicon,
+}
+
+/// ASCII-folded document text with a map back to character offsets.
+struct Folded {
+    text: String,
+    /// `map[i]` is the character offset in the original text of folded byte `i`;
+    /// one extra entry for the end.
+    map: Vec<u32>,
+}
+
+impl Folded {
+    fn new(original: &str) -> Folded {
+        let mut text = String::with_capacity(original.len() + 16);
+        let mut map = Vec::with_capacity(original.len() + 17);
+        let mut count = 0u32;
+        for (ci, c) in original.chars().enumerate() {
+            let before = text.len();
+            fold_char(c, &mut text);
+            for _ in before..text.len() {
+                map.push(ci as u32);
+            }
+            count = ci as u32 + 1;
+        }
+        map.push(count);
+        Folded { text, map }
+    }
+
+    fn chars(&self, start: usize, end: usize) -> (u32, u32) {
+        let s = self.map[start.min(self.map.len() - 1)];
+        // The end maps to one past the last character of the span.
+        let e = if end == 0 {
+            0
+        } else {
+            self.map[(end - 1).min(self.map.len() - 1)] + 1
+        };
+        (s, e.max(s))
+    }
+}
+
+/// A state or organisation named in the text.
+#[derive(Debug, Clone)]
+struct ActorMention {
+    start: usize,
+    end: usize,
+    code: String,
+    via: Via,
+    /// A place here ("in Kyiv", "the Saudi port city"), not an actor.
+    place: bool,
+    /// The target of strikes ("attacks on Ukraine's energy"), not a side.
+    target: bool,
+    /// Marked as host or mediator ("hosted by", "brokered by Egypt").
+    mediator: bool,
+    /// Comes from a person's affiliation rather than a name of the actor.
+    from_person: bool,
+}
+
+/// A city named in the text.
+#[derive(Debug, Clone)]
+struct CityMention {
+    start: usize,
+    name: String,
+    country: String,
+    /// After "in/at/to/of": a location, not a metonym.
+    locative: bool,
+}
+
+/// A person named in the text (folded offsets).
+#[derive(Debug, Clone)]
+struct Person {
+    start: usize,
+    end: usize,
+    text: String,
+    kb_id: Option<String>,
+    source: &'static str,
+    role: Option<String>,
+    affiliation: Option<String>,
+}
+
+/// A sentence (folded offsets).
+#[derive(Debug, Clone)]
+struct Sentence {
+    start: usize,
+    end: usize,
+    headline: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TriggerKind {
+    Talks,
+    Ceasefire,
+    Agreement,
+    Violation,
+    Ended,
+}
+
+#[derive(Debug, Clone)]
+struct Trigger {
+    kind: TriggerKind,
+    start: usize,
+    end: usize,
+    /// "the talks", "the meeting": refers back to an event already reported.
+    anaphoric: bool,
+    /// "separate meetings with X and Y": one event per counterpart.
+    separate: bool,
+    /// A verb form of ceasefire that one side declares ("halt attacks").
+    unilateral_verb: bool,
+}
+
+/// A candidate before document-level repair.
+#[derive(Debug, Clone)]
+struct Draft {
+    event: TalksEvent,
+    /// Folded offset of the trigger, for ordering.
+    pos: usize,
+    anaphoric: bool,
+    /// Relative to the previous event's date ("a day earlier").
+    anchor_offset: Option<i64>,
+    /// Filled only from a date expression in the text (not inherited).
+    dated: bool,
+}
+
+macro_rules! re {
+    ($name:ident, $pat:expr) => {
+        static $name: LazyLock<Regex> = LazyLock::new(|| Regex::new($pat).unwrap());
+    };
+}
+
+re!(
+    TALKS_RE,
+    r"(?i)\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|by\s+(?:tele)?phone)|speak\s+(?:with|to)|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
+);
+re!(
+    CEASEFIRE_RE,
+    r"(?i)\b(?:cease-?fires?|truces?|armistice|cessation\s+of\s+hostilities|cease\s+fire|moratorium|(?P<verb>(?:halt|halted|halting|halts|stop|stopped|stopping|stops|pause|paused|pausing|suspend|suspended|suspending)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|striking|attacking|fire|firing|fighting|hostilities|shelling|military\s+operations)))\b"
+);
+re!(
+    AGREEMENT_RE,
+    r"(?i)\b(?:(?P<verb>agree[ds]?|agreeing)\b[^.;]{0,30}?\bto\s+(?:swap|exchange|release|return|free|hand\s+over|trade)|(?P<noun>agreement|deal|accord|treaty|memorandum|framework|peace\s+plan|declaration|prisoner\s+(?:swap|exchange)|exchange\s+of\s+(?:prisoners|captives|bodies|pows)|swap\s+of\s+prisoners))\b"
+);
+re!(
+    COMPLETION_RE,
+    r"(?i)\b(?:signed|signs|sign|signing|reached|reach|reaches|struck|sealed|clinched|concluded|finali[sz]ed|inked|agreed|initialled|initialed|approved)\b"
+);
+re!(
+    VIOLATION_RE,
+    r"(?i)\b(?:violat\w*|breach\w*|broke\s+the\s+(?:truce|ceasefire|cease-fire)|accus\w+\s+[^.;]{0,40}?\bof\b)"
+);
+re!(
+    ATTACK_RE,
+    r"(?i)\b(?:hit|hits|struck|strikes?|attack\w*|shell\w*|drones?|missiles?|fired|bomb\w*|killed|raids?|offensive|assault)\b"
+);
+re!(
+    ENDED_RE,
+    r"(?i)\b(?:(?:truce|ceasefire|cease-fire)\s+(?:has\s+|had\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed)|(?:ended|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of)\s+the\s+(?:truce|ceasefire|cease-fire)|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
+);
+re!(
+    DATELINE_RE,
+    r"^(?P<city>[A-Z][A-Z'.\- ]{2,40}?)(?:,\s*[A-Za-z. ]{2,30})?\s+[-]{1,2}\s+"
+);
+re!(
+    BACKGROUND_RE,
+    r"(?i)\b(?:(?:a|one|two|three|four|several|\d+)\s+(?:weeks?|months?|years?)\s+(?:after|before|since)|(?:weeks|months|years)\s+(?:after|before|ago)|last\s+(?:year|month|spring|summer|autumn|winter)|in\s+(?:19|20)\d\d\b)"
+);
+re!(
+    SPEECH_RE,
+    r"(?i)\b(?:said|says|told|announced|wrote|stated|claimed|added|insisted|confirmed|according\s+to)\b"
+);
+
+/// Words before a trigger that cancel it.
+const NEGATIONS: &[&str] = &[
+    "no", "not", "never", "n't", "neither", "nor", "without", "rejected", "rejects", "reject", "rejecting",
+    "refused", "refuses", "denied", "denies", "ruled", "dismissed", "stopped short", "short of", "instead of",
+    "rather than", "cancelled", "canceled", "postponed",
+];
+/// Clause words that make a trigger hypothetical.
+const HYPOTHETICALS: &[&str] = &[
+    "if", "unless", "whether", "could", "might", "hope", "hopes", "hoped", "hoping", "want", "wants",
+    "wanted", "wish", "wished", "potential", "possible", "possibly", "any", "would require", "would need",
+    "once", "in case", "should", "condition", "conditions", "prospect", "prospects", "chance", "chances",
+    "idea of", "dream", "imagine", "consider", "considering", "considered",
+];
+/// Cues that put talks in the future.
+const FUTURE_CUES: &[&str] = &[
+    "will", "would", "'ll", "plan", "plans", "planned", "planning", "set to", "expected", "scheduled",
+    "due to", "to hold", "to meet", "is to", "are to", "proposed", "propose", "proposes", "proposing",
+    "offered", "offer", "offers", "invited", "invite", "invites", "ready to", "going to", "intends",
+    "intend", "next", "upcoming", "announced", "announce", "agreed to", "agree to", "prepare", "preparing",
+    "to travel", "to visit", "seeks", "seeking", "called for", "calls for", "urged", "arrange", "arranging",
+    "to resume", "resume", "await", "awaiting", "starting", "beginning", "from next",
+];
+/// Cues that put talks in the past or present.
+const PAST_CUES: &[&str] = &[
+    "met", "held", "after", "during", "spoke", "talked", "took place", "concluded", "ended", "hosted",
+    "attended", "attend", "attends", "took part", "had", "was", "were", "began", "started", "wrapped",
+    "following", "sat", "discussed", "is meeting", "are meeting", "are holding", "is holding", "under way",
+    "underway", "ongoing", "continue", "continued", "continuing",
+];
+/// Cues of a ceasefire merely proposed or demanded.
+const PROPOSE_CUES: &[&str] = &[
+    "propos", "offer", "call for", "calls for", "called for", "calling for", "demand", "urge", "urging",
+    "push for", "pushed for", "pushing for", "ready to", "back", "accept", "suggest", "plan for", "seek",
+    "sought", "appeal", "support", "push", "insist", "want",
+];
+/// Cues of a ceasefire agreed, declared or in force.
+const AGREE_CUES: &[&str] = &[
+    "agreed", "agree", "agrees", "took effect", "take effect", "takes effect", "came into force",
+    "come into force", "comes into force", "took hold", "takes hold", "in effect", "in force", "signed",
+    "declared", "declare", "declares", "announced", "announces", "announce", "ordered", "orders", "order",
+    "brokered", "reached", "struck", "implemented", "observed", "began", "begins", "started", "holding",
+    "held", "unilateral", "extended", "extends", "agreement",
+];
+
+impl Extractor {
+    /// Compiles the knowledge base into the extractor's dictionaries.
+    pub fn new(kb: &KnowledgeBase) -> Extractor {
+        Extractor {
+            lex: Lexicon::new(kb),
+        }
+    }
+
+    /// Reads candidate events and person mentions from one document.
+    pub fn extract(&self, doc: &Document) -> Extraction {
+        let folded = Folded::new(&doc.text);
+        let text = folded.text.as_str();
+        let reference = doc.reference_date;
+        let hits = self.lex.find(text);
+        let sentences = split_sentences(text, doc.title.as_deref());
+        let dateline = find_dateline(text, &self.lex);
+
+        let (mut actors, cities, kb_people) = self.classify_hits(text, &hits, dateline.as_ref());
+        let persons = self.find_persons(text, &hits, &kb_people, &sentences, &actors);
+        for p in &persons {
+            if let Some(code) = &p.affiliation {
+                actors.push(ActorMention {
+                    start: p.start,
+                    end: p.end,
+                    code: code.clone(),
+                    via: Via::Name,
+                    place: false,
+                    target: false,
+                    mediator: false,
+                    from_person: true,
+                });
+            }
+        }
+        actors.sort_by_key(|a| a.start);
+        mark_roles(text, &mut actors);
+        let dyad = pick_dyad(&actors);
+        let has_ceasefire = CEASEFIRE_RE.is_match(text);
+
+        let mut drafts: Vec<Draft> = Vec::new();
+        for sentence in &sentences {
+            if sentence.headline {
+                continue;
+            }
+            self.sentence_events(
+                doc,
+                &folded,
+                sentence,
+                &actors,
+                &cities,
+                &persons,
+                dyad,
+                has_ceasefire,
+                dateline.as_ref(),
+                &mut drafts,
+            );
+        }
+        let events = finish_document(drafts, reference, dateline.as_ref());
+
+        let mentions = persons
+            .iter()
+            .map(|p| {
+                let (start, end) = folded.chars(p.start, p.end);
+                PersonMention {
+                    text: char_slice(&doc.text, start, end),
+                    start,
+                    end,
+                    role: p.role.clone(),
+                    affiliation: p.affiliation.clone(),
+                    kb_id: p.kb_id.clone(),
+                    source: p.source.to_owned(),
+                }
+            })
+            .collect();
+        Extraction {
+            events,
+            mentions,
+            reference_date: reference,
+            extractor_version: EXTRACTOR_VERSION.to_owned(),
+        }
+    }
+
+    /// Sorts dictionary hits into actors, cities and known people.
+    fn classify_hits(
+        &self,
+        text: &str,
+        hits: &[crate::lexicon::Hit],
+        dateline: Option<&Dateline>,
+    ) -> (Vec<ActorMention>, Vec<CityMention>, Vec<(usize, usize, String)>) {
+        let mut actors = Vec::new();
+        let mut cities = Vec::new();
+        let mut people = Vec::new();
+        for h in hits {
+            let entries = &self.lex.entries[h.pattern];
+            if let Some(person) = entries.iter().find_map(|e| match &e.target {
+                Target::Person(id) => Some(id.clone()),
+                _ => None,
+            }) {
+                // A person's full name wins over a state or city of the same spelling
+                // only when it has two words or is an alias like "Zelenskyy".
+                let multiword = text[h.start..h.end].contains(' ');
+                let only_person = entries.iter().all(|e| matches!(e.target, Target::Person(_)));
+                if multiword || only_person {
+                    people.push((h.start, h.end, person));
+                    continue;
+                }
+            }
+            let in_dateline = dateline.is_some_and(|d| h.start < d.end);
+            let locative = is_locative(text, h.start, h.end);
+            let mut city_added = false;
+            for e in entries {
+                if let Target::City { name, country } = &e.target
+                    && !city_added
+                {
+                    cities.push(CityMention {
+                        start: h.start,
+                        name: name.clone(),
+                        country: country.clone(),
+                        locative: locative && !in_dateline,
+                    });
+                    city_added = true;
+                }
+            }
+            // One actor per hit: the first state or (non-media) organisation meaning.
+            let actor = entries.iter().find_map(|e| match &e.target {
+                Target::State(code) => Some((code.clone(), e.via)),
+                Target::Org { code, media: false } => Some((code.clone(), e.via)),
+                _ => None,
+            });
+            let Some((code, via)) = actor else { continue };
+            if entries.iter().any(|e| matches!(e.target, Target::Org { media: true, .. })) {
+                continue;
+            }
+            let place = in_dateline
+                || match via {
+                    Via::Capital => locative || city_added && followed_by_state(text, h.end),
+                    Via::Demonym => demonym_is_place(text, h.end),
+                    Via::Name | Via::Alias => locative && !text[..h.start].ends_with("with "),
+                    Via::Seat => false,
+                };
+            actors.push(ActorMention {
+                start: h.start,
+                end: h.end,
+                code,
+                via,
+                place,
+                target: is_target(text, h.start),
+                mediator: false,
+                from_person: false,
+            });
+        }
+        // "Jeddah, Saudi Arabia": a state right after a city is its address.
+        for a in actors.iter_mut() {
+            if let Some(c) = cities.iter().find(|c| c.start < a.start && a.start - c.start < 40) {
+                let between = &text[c.start..a.start];
+                if between.trim_end().ends_with(',') && !between.contains(['.', ';']) {
+                    let gap = between.rsplit(',').next().unwrap_or("");
+                    if gap.trim().is_empty() {
+                        a.place = true;
+                    }
+                }
+            }
+        }
+        (actors, cities, people)
+    }
+
+    /// Finds person names: known people, capitalised full names, bylines,
+    /// photo credits and surnames of people already named.
+    fn find_persons(
+        &self,
+        text: &str,
+        hits: &[crate::lexicon::Hit],
+        kb_people: &[(usize, usize, String)],
+        sentences: &[Sentence],
+        actors: &[ActorMention],
+    ) -> Vec<Person> {
+        let mut out: Vec<Person> = Vec::new();
+        let covered = |s: usize, e: usize, out: &Vec<Person>| out.iter().any(|p| s < p.end && p.start < e);
+        for (s, e, id) in kb_people {
+            let (role, aff) = title_before(text, *s, actors, &self.lex);
+            let country = self.lex.people.get(id).and_then(|p| p.1.clone());
+            out.push(Person {
+                start: *s,
+                end: *e,
+                text: text[*s..*e].to_owned(),
+                kb_id: Some(id.clone()),
+                source: "kb",
+                role,
+                affiliation: country.or(aff),
+            });
+        }
+        // Spans taken by places, states and organisations.
+        let blocked: Vec<(usize, usize)> = hits
+            .iter()
+            .filter(|h| {
+                !self.lex.entries[h.pattern]
+                    .iter()
+                    .any(|e| matches!(e.target, Target::Person(_)))
+            })
+            .map(|h| (h.start, h.end))
+            .collect();
+        let title_case: Vec<bool> = sentences.iter().map(|s| is_title_case(&text[s.start..s.end])).collect();
+        for run in capital_runs(text) {
+            let sentence_idx = sentences.iter().position(|s| run.start >= s.start && run.start < s.end);
+            let title_case_line = sentence_idx.is_some_and(|i| title_case[i]);
+            let tokens = &run.tokens;
+            // Strip leading titles, demonyms and function words.
+            let mut first = 0;
+            while first < tokens.len() {
+                let (ts, te) = tokens[first];
+                let word = text[ts..te].trim_end_matches('.').to_ascii_lowercase();
+                let is_blocked = blocked.iter().any(|&(bs, be)| ts < be && bs < te);
+                if TITLE_WORDS.contains(&word.as_str())
+                    || FUNCTION_WORDS.contains(&word.as_str())
+                    || is_blocked
+                    || word.len() < 2
+                {
+                    first += 1;
+                } else {
+                    break;
+                }
+            }
+            let mut last = tokens.len();
+            // Cut at the first blocked or non-name word after the start.
+            for (i, &(ts, te)) in tokens.iter().enumerate().skip(first) {
+                let word = text[ts..te].to_ascii_lowercase();
+                let is_blocked = blocked.iter().any(|&(bs, be)| ts < be && bs < te);
+                if is_blocked || is_month_or_day(&word) {
+                    last = i;
+                    break;
+                }
+            }
+            if last <= first {
+                continue;
+            }
+            let name_tokens = &tokens[first..last];
+            let (s, e) = (name_tokens[0].0, name_tokens[name_tokens.len() - 1].1);
+            if covered(s, e, &out) {
+                continue;
+            }
+            let words: Vec<String> = name_tokens
+                .iter()
+                .map(|&(a, b)| text[a..b].to_ascii_lowercase())
+                .collect();
+            let capitals = words.iter().filter(|w| !is_particle(w)).count();
+            if capitals < 2 || capitals > 5 || title_case_line {
+                continue;
+            }
+            if words.iter().any(|w| NON_NAME_WORDS.contains(&w.trim_end_matches("'s"))) {
+                continue;
+            }
+            if words.iter().any(|w| w.chars().any(|c| c.is_ascii_digit())) {
+                continue;
+            }
+            // All-capitals words are acronyms or shouting, not names.
+            if name_tokens.iter().any(|&(a, b)| {
+                let w = &text[a..b];
+                w.len() > 1 && w.chars().all(|c| !c.is_ascii_lowercase())
+            }) {
+                continue;
+            }
+            let mut end = e;
+            let mut shown = text[s..e].to_owned();
+            if let Some(stripped) = shown.strip_suffix("'s") {
+                shown = stripped.to_owned();
+                end = e - 2;
+            }
+            let source = if text[..s].trim_end().ends_with('(') && text[end..].starts_with('/') {
+                "photo_credit"
+            } else if byline_before(text, s) {
+                "byline"
+            } else {
+                "name"
+            };
+            let (role, aff) = title_before(text, s, actors, &self.lex);
+            out.push(Person {
+                start: s,
+                end,
+                text: shown,
+                kb_id: None,
+                source,
+                role,
+                affiliation: aff,
+            });
+        }
+        // Surnames of people named in full earlier (or known people).
+        out.sort_by_key(|p| p.start);
+        let mut extra = Vec::new();
+        for run in capital_runs(text) {
+            for &(ts, te) in &run.tokens {
+                let mut word = &text[ts..te];
+                let mut end = te;
+                if let Some(w) = word.strip_suffix("'s") {
+                    word = w;
+                    end = te - 2;
+                }
+                // "Umerov-led": the name before a lower-case suffix.
+                if let Some((head, tail)) = word.split_once('-')
+                    && tail.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                {
+                    word = head;
+                    end = ts + head.len();
+                }
+                if word.len() < 3 || covered(ts, end, &out) || covered(ts, end, &extra) {
+                    continue;
+                }
+                let lower = word.to_ascii_lowercase();
+                if FUNCTION_WORDS.contains(&lower.as_str()) || TITLE_WORDS.contains(&lower.as_str()) {
+                    continue;
+                }
+                // An earlier full name in this document ending with this word.
+                let earlier = out
+                    .iter()
+                    .filter(|p| p.end <= ts && p.text.contains(' '))
+                    .rev()
+                    .find(|p| {
+                        p.text
+                            .rsplit(' ')
+                            .next()
+                            .is_some_and(|last| last.eq_ignore_ascii_case(word))
+                    });
+                let (kb_id, affiliation) = if let Some(p) = earlier {
+                    (p.kb_id.clone(), p.affiliation.clone())
+                } else if let Some(ids) = self.lex.surnames.get(&lower) {
+                    if ids.len() != 1 || blocked.iter().any(|&(bs, be)| ts < be && bs < end) {
+                        continue;
+                    }
+                    let id = ids[0].clone();
+                    let country = self.lex.people.get(&id).and_then(|p| p.1.clone());
+                    (Some(id), country)
+                } else {
+                    continue;
+                };
+                if earlier.is_none() && kb_id.is_none() {
+                    continue;
+                }
+                let (role, _) = title_before(text, ts, actors, &self.lex);
+                extra.push(Person {
+                    start: ts,
+                    end,
+                    text: word.to_owned(),
+                    kb_id,
+                    source: "surname",
+                    role,
+                    affiliation,
+                });
+            }
+        }
+        out.extend(extra);
+        out.sort_by_key(|p| p.start);
+        out
+    }
+
+    /// Reads the events of one sentence into drafts.
+    #[allow(clippy::too_many_arguments)]
+    fn sentence_events(
+        &self,
+        doc: &Document,
+        folded: &Folded,
+        sentence: &Sentence,
+        actors: &[ActorMention],
+        cities: &[CityMention],
+        persons: &[Person],
+        dyad: Option<(&'static str, &'static str)>,
+        has_ceasefire: bool,
+        dateline: Option<&Dateline>,
+        drafts: &mut Vec<Draft>,
+    ) {
+        let text = &folded.text;
+        let (ss, se) = (sentence.start, sentence.end);
+        let sent = &text[ss..se];
+        let lower = sent.to_ascii_lowercase();
+        let mut triggers = find_triggers(sent, ss, has_ceasefire);
+        if triggers.is_empty() {
+            return;
+        }
+        // Background ("a week after a short Easter truce") and conditionals
+        // ("If Russia truly wants peace, it must cease fire") are not events.
+        let opens_conditional = {
+            let l = lower.trim_start_matches(['"', '\'', ' ']);
+            ["if ", "unless ", "should ", "were "].iter().any(|w| l.starts_with(w))
+        };
+        if opens_conditional || BACKGROUND_RE.is_match(sent) {
+            return;
+        }
+        // Violations and ends absorb the ceasefire word they talk about.
+        let has_violation = triggers
+            .iter()
+            .any(|t| matches!(t.kind, TriggerKind::Violation | TriggerKind::Ended));
+        triggers.retain(|t| {
+            let (cs, ce) = clause_bounds(text, ss, se, t.start, t.end);
+            let before = text[cs..t.start].to_ascii_lowercase();
+            let clause = text[cs..ce].to_ascii_lowercase();
+            let original_clause = &text[cs..ce];
+            if std::env::var_os("PARLEY_DEBUG").is_some() {
+                eprintln!("  cand {:?} {:?} neg={} hyp={} topic={}", t.kind, &text[t.start..t.end], negated(&before, t.kind), hypothetical(&before, &clause, t), t.kind == TriggerKind::Ceasefire && is_topic(text, ss, t.start));
+            }
+            !(negated(&before, t.kind)
+                || hypothetical(&before, &clause, t)
+                || has_word(original_clause, "may")
+                || (has_violation && t.kind == TriggerKind::Ceasefire)
+                || (t.kind == TriggerKind::Ceasefire && is_topic(text, ss, t.start)))
+        });
+        if triggers.is_empty() {
+            return;
+        }
+        // One talks trigger per sentence is enough: keep the one with most context,
+        // but never let an anaphoric one replace a fresh one.
+        let mut seen_talks = false;
+        triggers.sort_by_key(|t| (t.kind != TriggerKind::Talks, t.anaphoric, t.start));
+        triggers.retain(|t| {
+            if t.kind == TriggerKind::Talks && !t.anaphoric {
+                if seen_talks {
+                    return false;
+                }
+                seen_talks = true;
+            }
+            true
+        });
+        triggers.sort_by_key(|t| t.start);
+
+        if std::env::var_os("PARLEY_DEBUG").is_some() {
+            eprintln!("S: {sent}");
+            for t in &triggers {
+                eprintln!("  T {:?} {:?} anaph={}", t.kind, &text[t.start..t.end], t.anaphoric);
+            }
+            for a in actors.iter().filter(|a| a.start >= ss && a.end <= se) {
+                eprintln!("  A {} {:?} place={} target={} med={}", a.code, &text[a.start..a.end], a.place, a.target, a.mediator);
+            }
+        }
+        let sent_actors: Vec<&ActorMention> = actors
+            .iter()
+            .filter(|a| a.start >= ss && a.end <= se && !a.place && !a.target)
+            .collect();
+        let dates = find_dates(sent, doc.reference_date);
+        let first_trigger = triggers[0].start;
+
+        for (ti, t) in triggers.iter().enumerate() {
+            let (_, clause_end) = clause_bounds(text, ss, se, t.start, t.end);
+            let region_end = clause_end.max(t.end);
+            // Actors for this trigger: those before the first trigger (the
+            // subject), and those nearest to it within its clause.
+            let mine: Vec<&ActorMention> = sent_actors
+                .iter()
+                .copied()
+                .filter(|a| {
+                    if t.kind != TriggerKind::Talks && t.kind != TriggerKind::Agreement {
+                        return true;
+                    }
+                    if a.start < first_trigger {
+                        return true;
+                    }
+                    if a.start >= region_end {
+                        return false;
+                    }
+                    let d = dist(a.start, t);
+                    triggers
+                        .iter()
+                        .enumerate()
+                        .all(|(oj, o)| oj == ti || d <= dist(a.start, o) || o.kind != TriggerKind::Talks && t.kind == TriggerKind::Agreement)
+                })
+                .collect();
+            let before = text[ss.max(clause_bounds(text, ss, se, t.start, t.end).0)..t.start].to_ascii_lowercase();
+            let window_after = &text[t.end..(t.end + 40).min(se)];
+            let tense = tense_of(&before, &text[t.start..t.end], &lower);
+            let date = pick_date(&dates, ss, t, sent, tense, doc.reference_date);
+            let (event_date, anchor_offset, dated) = match &date {
+                Some((m, declared)) => {
+                    let offset = match m.kind {
+                        DateKind::FromAnchor(n) => Some(n),
+                        _ => None,
+                    };
+                    // Weekdays take the tense of their own clause ("talks ... on Tuesday").
+                    let (ds, _) = clause_bounds(text, ss, se, ss + m.start, ss + m.end);
+                    let date_before = text[ds..ss + m.start].to_ascii_lowercase();
+                    let date_tense = if ds >= t.end || t.start >= ss + m.start {
+                        tense_of(&date_before, "", &lower)
+                    } else {
+                        tense
+                    };
+                    (m.resolve(doc.reference_date, date_tense, None), offset, *declared)
+                }
+                None => (EventDate::default(), None, false),
+            };
+            let venue_city = venue_in(cities, ss, se, t);
+            let scope = scopes(&lower);
+            let modality = modality_of(&lower, t);
+            let attribution = attribution(text, ss, se, persons, actors);
+            let participants: Vec<&Person> = persons
+                .iter()
+                .filter(|p| p.start >= ss && p.end <= se && (p.start < t.start || p.start < region_end))
+                .collect();
+            let (etype, status, unilateral) = match t.kind {
+                TriggerKind::Talks => {
+                    let future = tense == Tense::Future
+                        || event_date
+                            .date
+                            .zip(doc.reference_date)
+                            .is_some_and(|(d, r)| d > r);
+                    let ongoing = ["is meeting", "are meeting", "are holding", "is holding", "under way", "underway", "ongoing"]
+                        .iter()
+                        .any(|c| lower.contains(c));
+                    if future {
+                        let status = if lower.contains("postpon") || lower.contains("delayed") {
+                            EventStatus::Postponed
+                        } else if lower.contains("cancel") || lower.contains("called off") {
+                            EventStatus::Cancelled
+                        } else {
+                            EventStatus::Planned
+                        };
+                        (EventType::TalksAnnounced, status, false)
+                    } else if ongoing {
+                        (EventType::TalksHeld, EventStatus::Ongoing, false)
+                    } else {
+                        (EventType::TalksHeld, EventStatus::Held, false)
+                    }
+                }
+                TriggerKind::Ceasefire => {
+                    let near_before = tail(&before, 80);
+                    let near_after = window_after.to_ascii_lowercase();
+                    let propose = nearest_cue(&near_before, PROPOSE_CUES);
+                    let agree = nearest_cue(&near_before, AGREE_CUES);
+                    let agree_after = AGREE_CUES
+                        .iter()
+                        .filter(|c| c.len() > 4)
+                        .any(|c| near_after.contains(c));
+                    let proposed = match (propose, agree) {
+                        (Some(p), Some(a)) => p < a,
+                        (Some(_), None) => !agree_after,
+                        _ => false,
+                    };
+                    let unilateral = !proposed
+                        && (t.unilateral_verb
+                            || lower.contains("unilateral")
+                            || ["ordered", "declared", "announced", "announces", "declares", "orders"]
+                                .iter()
+                                .any(|c| near_before.contains(c)));
+                    if proposed {
+                        (EventType::CeasefireProposed, EventStatus::Planned, false)
+                    } else {
+                        (EventType::CeasefireAgreed, EventStatus::Held, unilateral)
+                    }
+                }
+                TriggerKind::Agreement => (EventType::AgreementReached, EventStatus::Held, false),
+                TriggerKind::Violation => {
+                    let alleged = ["accus", "alleg", "claim", "said", "according"]
+                        .iter()
+                        .any(|c| lower.contains(c));
+                    let status = if alleged { EventStatus::Alleged } else { EventStatus::Held };
+                    (EventType::CeasefireViolated, status, false)
+                }
+                TriggerKind::Ended => (EventType::CeasefireEnded, EventStatus::Held, false),
+            };
+            // Parties and mediators.
+            let between = between_parties(text, t, &mine);
+            let mut parties: Vec<Actor> = Vec::new();
+            let mut mediators: Vec<Actor> = Vec::new();
+            let push = |list: &mut Vec<Actor>, a: &ActorMention| {
+                if !list.iter().any(|x| x.code == a.code) {
+                    list.push(Actor {
+                        code: a.code.clone(),
+                        mention: char_text(doc, folded, a.start, a.end),
+                        entity_id: String::new(),
+                    });
+                }
+            };
+            let is_ceasefire = matches!(t.kind, TriggerKind::Ceasefire | TriggerKind::Violation | TriggerKind::Ended);
+            for a in &mine {
+                if a.mediator {
+                    push(&mut mediators, a);
+                    continue;
+                }
+                if let Some(b) = &between
+                    && !b.contains(&a.code)
+                {
+                    // Someone outside "between X and Y" is a participant's
+                    // side at most: keep them only as a host.
+                    continue;
+                }
+                if is_ceasefire
+                    && let Some((x, y)) = dyad
+                    && a.code != x
+                    && a.code != y
+                {
+                    push(&mut mediators, a);
+                    continue;
+                }
+                push(&mut parties, a);
+            }
+            if unilateral {
+                // A unilateral declaration binds its declarer only: the first side named.
+                if let Some(first) = mine
+                    .iter()
+                    .find(|a| !a.mediator && parties.iter().any(|p| p.code == a.code))
+                {
+                    let code = first.code.clone();
+                    parties.retain(|p| p.code == code);
+                }
+            } else if matches!(etype, EventType::CeasefireProposed | EventType::CeasefireAgreed | EventType::CeasefireViolated)
+                && parties.len() == 1
+                && let Some((x, y)) = dyad
+            {
+                let other = if parties[0].code == x { Some(y) } else if parties[0].code == y { Some(x) } else { None };
+                if let Some(other) = other {
+                    parties.push(Actor {
+                        code: other.to_owned(),
+                        mention: String::new(),
+                        entity_id: String::new(),
+                    });
+                }
+            }
+            mediators.retain(|m| !parties.iter().any(|p| p.code == m.code));
+            // Talks need two sides (or a side and a host); a ceasefire one side.
+            let enough = match t.kind {
+                TriggerKind::Talks => parties.len() + mediators.len() >= 2 && !parties.is_empty(),
+                _ => !parties.is_empty(),
+            };
+            let anaphoric = t.anaphoric || !enough;
+            if !enough && !(t.kind == TriggerKind::Talks && (t.anaphoric || !mediators.is_empty() || !participants.is_empty())) {
+                continue;
+            }
+            let venue = venue_city
+                .map(|c| Venue {
+                    city: Some(c.name.clone()),
+                    country: Some(c.country.clone()),
+                    place: None,
+                })
+                .unwrap_or_default();
+            let evidence_text = char_text(doc, folded, ss, se);
+            let (cs, ce) = folded.chars(ss, se);
+            let mut event = TalksEvent {
+                event_id: String::new(),
+                event_type: etype,
+                status,
+                date: event_date.clone(),
+                parties: parties.clone(),
+                mediators,
+                venue,
+                participants: participants
+                    .iter()
+                    .filter(|p| matches!(t.kind, TriggerKind::Talks) || p.start < t.start + 200)
+                    .map(|p| Participant {
+                        entity_id: String::new(),
+                        name: char_text(doc, folded, p.start, p.end),
+                        affiliation: p.affiliation.clone(),
+                        role: p.role.clone(),
+                    })
+                    .collect(),
+                scope: if is_ceasefire || t.kind == TriggerKind::Talks { scope.clone() } else { Vec::new() },
+                modality: if t.kind == TriggerKind::Talks { modality } else { Modality::Unspecified },
+                evidence: vec![Evidence {
+                    document_id: doc.id(),
+                    document_name: doc.name.clone(),
+                    text: evidence_text,
+                    start: cs,
+                    end: ce,
+                    attributed_to: attribution.clone(),
+                    attributed_to_id: None,
+                }],
+                version: 0,
+                source_count: 1,
+                retracted: false,
+                effective: None,
+                reported_on: doc.reference_date,
+            };
+            // A declared ceasefire: the date is the declaration, the range its effect.
+            if etype == EventType::CeasefireAgreed
+                && let Some((m, _)) = &date
+                && m.is_range
+            {
+                event.effective = Some(m.resolve(doc.reference_date, tense, None));
+                let other = dates.iter().find(|d| !d.is_range);
+                event.date = match other {
+                    Some(o) => o.resolve(doc.reference_date, Tense::Past, None),
+                    None if doc.reference_date.is_some() && unilateral => EventDate {
+                        date: doc.reference_date,
+                        precision: DatePrecision::Day,
+                        end_date: None,
+                        expression: String::new(),
+                    },
+                    None => event.date.clone(),
+                };
+            }
+            // "separate meetings with Ukrainian and Russian delegates": one per counterpart.
+            if t.separate && parties.len() >= 3 {
+                let host = parties[0].clone();
+                for other in parties.iter().skip(1) {
+                    let mut e = event.clone();
+                    e.parties = vec![host.clone(), other.clone()];
+                    e.modality = if e.modality == Modality::Unspecified { Modality::Shuttle } else { e.modality };
+                    drafts.push(Draft {
+                        event: e,
+                        pos: t.start,
+                        anaphoric: false,
+                        anchor_offset,
+                        dated,
+                    });
+                }
+                continue;
+            }
+            let _ = dateline;
+            drafts.push(Draft {
+                event,
+                pos: t.start,
+                anaphoric,
+                anchor_offset,
+                dated,
+            });
+        }
+    }
+}
+
+fn dist(pos: usize, t: &Trigger) -> usize {
+    if pos < t.start { t.start - pos } else { pos.saturating_sub(t.end) }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let start = s.len().saturating_sub(n);
+    let mut start = start;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_owned()
+}
+
+fn char_slice(s: &str, start: u32, end: u32) -> String {
+    s.chars().skip(start as usize).take((end - start) as usize).collect()
+}
+
+fn char_text(doc: &Document, folded: &Folded, start: usize, end: usize) -> String {
+    let (s, e) = folded.chars(start, end);
+    char_slice(&doc.text, s, e)
+}
+
+/// Distance from the end of `before` to the nearest cue in it, if any.
+fn nearest_cue(before: &str, cues: &[&str]) -> Option<usize> {
+    cues.iter()
+        .filter_map(|c| {
+            let mut best = None;
+            for (i, _) in before.match_indices(c) {
+                let ok_start = i == 0 || !before.as_bytes()[i - 1].is_ascii_alphanumeric();
+                if ok_start {
+                    best = Some(before.len() - i);
+                }
+            }
+            best
+        })
+        .min()
+}
+
+/// Contains `word` as a whole word (or phrase).
+fn has_word(hay: &str, word: &str) -> bool {
+    hay.match_indices(word).any(|(i, _)| {
+        let b = hay.as_bytes();
+        let before = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let after = i + word.len() >= b.len() || !b[i + word.len()].is_ascii_alphanumeric();
+        before && after
+    })
+}
+
+/// A negation word shortly before the trigger.
+fn negated(before: &str, kind: TriggerKind) -> bool {
+    let words: Vec<&str> = before.split_whitespace().collect();
+    let window = words[words.len().saturating_sub(5)..].join(" ");
+    let window = window.replace("n't", " n't");
+    NEGATIONS.iter().any(|n| {
+        if (*n == "rejected" || *n == "rejects" || *n == "reject" || *n == "rejecting") && kind != TriggerKind::Ceasefire {
+            return false;
+        }
+        // Rejecting a proposal is still a proposal.
+        if n.starts_with("reject") && (window.contains("propos") || window.contains("offer") || window.contains("plan")) {
+            return false;
+        }
+        has_word(&window, n)
+    })
+}
+
+/// Hopes, conditions and possibilities are not events.
+fn hypothetical(before: &str, clause: &str, t: &Trigger) -> bool {
+    let words: Vec<&str> = before.split_whitespace().collect();
+    let near = words[words.len().saturating_sub(4)..].join(" ");
+    if has_word(&near, "any") || has_word(&near, "potential") || has_word(&near, "possible") {
+        return true;
+    }
+    let _ = t;
+    HYPOTHETICALS
+        .iter()
+        .filter(|h| !matches!(**h, "any" | "potential" | "possible"))
+        .any(|h| has_word(clause, h))
+}
+
+/// A ceasefire that is the subject of talks ("talks on the partial ceasefire").
+fn is_topic(text: &str, sentence_start: usize, trigger_start: usize) -> bool {
+    let before = &text[sentence_start..trigger_start];
+    let lower = before.to_ascii_lowercase();
+    let Some(talk) = TALKS_RE.find_iter(&lower).last() else {
+        return false;
+    };
+    let gap = &lower[talk.end()..];
+    gap.len() < 120
+        && ["on ", "about ", "discuss", "over ", "details of", "to protect"].iter().any(|c| gap.contains(c))
+}
+
+/// The clause a trigger belongs to: from the last clause break before it to
+/// the first after it.
+fn clause_bounds(text: &str, ss: usize, se: usize, ts: usize, te: usize) -> (usize, usize) {
+    const BREAKS: &[&str] = &[
+        ", who ", ", which ", ", while ", " but ", "; ", ", after ", " after ", " while ", " whereas ",
+        ", as ", ", when ", ", although ", ", saying ", ", adding ", ", according ", " so that ",
+        " before ", ", where ", ": ", " - ", ", and ",
+    ];
+    let before = &text[ss..ts];
+    let lower_before = before.to_ascii_lowercase();
+    let mut start = ss;
+    for b in BREAKS {
+        if let Some(i) = lower_before.rfind(b) {
+            start = start.max(ss + i + b.len());
+        }
+    }
+    let after = text[te..se].to_ascii_lowercase();
+    let mut end = se;
+    for b in BREAKS {
+        if let Some(i) = after.find(b) {
+            end = end.min(te + i);
+        }
+    }
+    (start, end)
+}
+
+/// Tense of a trigger from the cues before it in its clause.
+fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
+    let t = trigger.to_ascii_lowercase();
+    if t.starts_with("met") || t.starts_with("spoke") || t.starts_with("talked") || t.starts_with("sat") {
+        if before.contains("will ") || before.contains("would ") {
+            return Tense::Future;
+        }
+        return Tense::Past;
+    }
+    if t.starts_with("will call") || t.starts_with("would call") || t.starts_with("to call") {
+        return Tense::Future;
+    }
+    let fut = nearest_cue(before, FUTURE_CUES);
+    let past = nearest_cue(before, PAST_CUES);
+    match (fut, past) {
+        (Some(f), Some(p)) if f < p => Tense::Future,
+        (Some(_), None) => Tense::Future,
+        (_, Some(_)) => Tense::Past,
+        (None, None) => {
+            if ["is meeting", "are meeting", "is holding", "are holding"].iter().any(|c| sentence.contains(c)) {
+                Tense::Present
+            } else {
+                Tense::Past
+            }
+        }
+    }
+}
+
+/// The date expression that belongs to a trigger: the nearest one in the
+/// sentence (after the trigger preferred), with whether it is the event's own.
+fn pick_date(
+    dates: &[DateMention],
+    ss: usize,
+    t: &Trigger,
+    sentence: &str,
+    _tense: Tense,
+    _reference: Option<NaiveDate>,
+) -> Option<(DateMention, bool)> {
+    let ts = t.start - ss;
+    let te = t.end - ss;
+    let usable: Vec<&DateMention> = dates
+        .iter()
+        .filter(|d| {
+            // "starting Monday" of a demanded ceasefire is when it would start, still its date.
+            let prefix = sentence[..d.start].to_ascii_lowercase();
+            !prefix.trim_end().ends_with("since")
+        })
+        .collect();
+    let best = usable.iter().min_by_key(|d| {
+        let dist = if d.start >= te { d.start - te } else { (ts - d.end.min(ts)) + 15 };
+        dist
+    })?;
+    Some(((*best).clone(), true))
+}
+
+/// The city where the talks of a trigger take place.
+fn venue_in<'a>(cities: &'a [CityMention], ss: usize, se: usize, t: &Trigger) -> Option<&'a CityMention> {
+    let _ = t;
+    cities
+        .iter()
+        .filter(|c| c.start >= ss && c.start < se && c.locative)
+        .min_by_key(|c| if c.start >= t.start { c.start - t.start } else { (t.start - c.start) * 2 })
+}
+
+/// Scope keywords in the sentence.
+fn scopes(lower: &str) -> Vec<Scope> {
+    let mut out = Vec::new();
+    let any = |ws: &[&str]| ws.iter().any(|w| has_word(lower, w));
+    if any(&["energy", "infrastructure", "power plants", "power grid", "power facilities", "refineries"]) {
+        out.push(Scope::EnergyInfrastructure);
+    }
+    if any(&["black sea", "maritime", "shipping", "naval", "sea", "ports", "vessels", "red sea"]) {
+        out.push(Scope::Maritime);
+    }
+    if any(&["full", "complete", "comprehensive", "general", "unconditional", "total", "permanent", "lasting"]) {
+        out.push(Scope::Full);
+    }
+    if any(&["humanitarian", "aid", "bodies", "corridor", "corridors", "evacuation", "evacuations", "wounded"]) {
+        out.push(Scope::Humanitarian);
+    }
+    if any(&["easter", "christmas", "victory day", "eid", "ramadan", "new year", "holiday", "orthodox christmas"]) {
+        out.push(Scope::Holiday);
+    }
+    if any(&["parts of the front", "part of the front", "local", "localized", "localised", "sector", "sectors"]) {
+        out.push(Scope::Local);
+    }
+    out
+}
+
+/// How talks were held.
+fn modality_of(lower: &str, t: &Trigger) -> Modality {
+    let tw = &lower.get(0..0).unwrap_or("");
+    let _ = tw;
+    if lower.contains("shuttle") {
+        Modality::Shuttle
+    } else if lower.contains("indirect") || lower.contains("never met face to face") || lower.contains("through mediators") || lower.contains("proximity talks") {
+        Modality::Indirect
+    } else if lower.contains("video") || lower.contains("videoconference") {
+        Modality::Video
+    } else if lower.contains("phone") || lower.contains(" call") || lower.contains("spoke with") || lower.contains("spoke to") {
+        let _ = t;
+        Modality::Call
+    } else if lower.contains("face to face") || lower.contains("face-to-face") || lower.contains("in person") || lower.contains("direct") || lower.contains("met ") || lower.contains(" in ") {
+        Modality::InPerson
+    } else {
+        Modality::Unspecified
+    }
+}
+
+/// Who the sentence attributes its claim to.
+fn attribution(text: &str, ss: usize, se: usize, persons: &[Person], actors: &[ActorMention]) -> Option<String> {
+    let sent = &text[ss..se];
+    for m in SPEECH_RE.find_iter(sent) {
+        let verb_start = ss + m.start();
+        let verb_end = ss + m.end();
+        if m.as_str().to_ascii_lowercase().starts_with("according") {
+            // "according to the Kremlin", "according to U.S. Envoy Steve Witkoff"
+            let p = persons.iter().find(|p| p.start >= verb_end && p.start < verb_end + 50);
+            if let Some(p) = p {
+                return Some(p.text.clone());
+            }
+            let a = actors.iter().find(|a| a.start >= verb_end && a.start < verb_end + 20);
+            if let Some(a) = a {
+                return Some(text[a.start..a.end].to_owned());
+            }
+            let rest = &text[verb_end..se];
+            let phrase: String = rest.split([',', '.']).next().unwrap_or("").trim().to_owned();
+            if !phrase.is_empty() {
+                return Some(phrase);
+            }
+            continue;
+        }
+        // "X said": the nearest name ending just before the verb.
+        let p = persons
+            .iter()
+            .filter(|p| p.end <= verb_start && verb_start - p.end <= 3 && p.start >= ss)
+            .last();
+        if let Some(p) = p {
+            return Some(p.text.clone());
+        }
+        let a = actors
+            .iter()
+            .filter(|a| a.end <= verb_start && verb_start - a.end <= 12 && a.start >= ss && !a.from_person)
+            .last();
+        if let Some(a) = a {
+            let mut s = a.start;
+            if text[..s].ends_with("the ") {
+                s -= 4;
+            }
+            return Some(text[s..a.end].to_owned());
+        }
+        // "said X" inverted.
+        let p = persons.iter().find(|p| p.start >= verb_end && p.start <= verb_end + 2);
+        if let Some(p) = p {
+            return Some(p.text.clone());
+        }
+    }
+    None
+}
+
+/// "between X and Y": the parties, exactly.
+fn between_parties(text: &str, t: &Trigger, actors: &[&ActorMention]) -> Option<HashSet<String>> {
+    let after = &text[t.end..(t.end + 12).min(text.len())];
+    if !after.to_ascii_lowercase().trim_start().starts_with("between") {
+        return None;
+    }
+    let start = t.end;
+    let codes: HashSet<String> = actors
+        .iter()
+        .filter(|a| a.start > start && a.start < start + 60 && !a.from_person)
+        .take(2)
+        .map(|a| a.code.clone())
+        .collect();
+    (codes.len() == 2).then_some(codes)
+}
+
+/// Finds trigger words in a sentence (offsets made absolute with `base`).
+fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
+    let mut out = Vec::new();
+    for c in TALKS_RE.captures_iter(sent) {
+        let w = c.name("w").unwrap();
+        let word = w.as_str().to_ascii_lowercase();
+        // "would call" must be followed by someone.
+        if word.ends_with(" call") && (word.starts_with("will") || word.starts_with("would") || word.starts_with("to")) {
+            let next = sent[w.end()..].trim_start();
+            if !next.starts_with(|ch: char| ch.is_ascii_uppercase()) {
+                continue;
+            }
+        }
+        let before = sent[..w.start()].to_ascii_lowercase();
+        let anaphoric = c.name("anaph").is_some()
+            || before.trim_end().ends_with("the")
+            || word.ends_with(" round") && !word.contains("of");
+        let separate = before.trim_end().ends_with("separate");
+        out.push(Trigger {
+            kind: TriggerKind::Talks,
+            start: base + c.get(0).unwrap().start(),
+            end: base + w.end(),
+            anaphoric,
+            separate,
+            unilateral_verb: false,
+        });
+    }
+    for c in CEASEFIRE_RE.captures_iter(sent) {
+        let m = c.get(0).unwrap();
+        out.push(Trigger {
+            kind: TriggerKind::Ceasefire,
+            start: base + m.start(),
+            end: base + m.end(),
+            anaphoric: false,
+            separate: false,
+            unilateral_verb: c.name("verb").is_some(),
+        });
+    }
+    let lower = sent.to_ascii_lowercase();
+    for c in AGREEMENT_RE.captures_iter(sent) {
+        let m = c.get(0).unwrap();
+        if let Some(noun) = c.name("noun") {
+            let before = &lower[..noun.start()];
+            let b = before.trim_end();
+            if b.ends_with("under the") || b.ends_with("under a") || b.ends_with("in") && noun.as_str().eq_ignore_ascii_case("exchange") {
+                continue;
+            }
+            // The noun needs a verb of completion near it.
+            let window_start = noun.start().saturating_sub(60);
+            let window_end = (noun.end() + 60).min(sent.len());
+            let mut ws = window_start;
+            while !sent.is_char_boundary(ws) {
+                ws += 1;
+            }
+            let mut we = window_end;
+            while !sent.is_char_boundary(we) {
+                we -= 1;
+            }
+            if !COMPLETION_RE.is_match(&sent[ws..we]) {
+                continue;
+            }
+            // "the deal" alone with "approved" is the same deal; keep it, the
+            // document pass merges it into the ceasefire.
+        }
+        out.push(Trigger {
+            kind: TriggerKind::Agreement,
+            start: base + m.start(),
+            end: base + m.end(),
+            anaphoric: false,
+            separate: false,
+            unilateral_verb: false,
+        });
+    }
+    for m in VIOLATION_RE.find_iter(sent) {
+        let word = m.as_str().to_ascii_lowercase();
+        if word.starts_with("accus") && !(has_ceasefire && ATTACK_RE.is_match(sent)) {
+            continue;
+        }
+        out.push(Trigger {
+            kind: TriggerKind::Violation,
+            start: base + m.start(),
+            end: base + m.end(),
+            anaphoric: false,
+            separate: false,
+            unilateral_verb: false,
+        });
+    }
+    for m in ENDED_RE.find_iter(sent) {
+        out.push(Trigger {
+            kind: TriggerKind::Ended,
+            start: base + m.start(),
+            end: base + m.end(),
+            anaphoric: false,
+            separate: false,
+            unilateral_verb: false,
+        });
+    }
+    out.sort_by_key(|t| t.start);
+    out
+}
+
+/// After a locative preposition ("in Kyiv", "to Moscow", "the resort of Sharm").
+fn is_locative(text: &str, start: usize, _end: usize) -> bool {
+    let before = text[..start].trim_end_matches(' ');
+    let word = before
+        .rsplit(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(
+        word.as_str(),
+        "in" | "at" | "to" | "from" | "near" | "into" | "outside" | "of" | "toward" | "towards" | "via"
+            | "visit" | "visited" | "visiting" | "visits" | "across" | "inside" | "around" | "reached"
+            | "leave" | "left" | "arrived" | "over" | "on" | "throughout"
+    )
+}
+
+/// "Jeddah, Saudi Arabia": a state name follows the city.
+fn followed_by_state(text: &str, end: usize) -> bool {
+    text[end..].starts_with(", ")
+}
+
+/// "the Egyptian resort of", "the Saudi port city": a demonym naming a place.
+fn demonym_is_place(text: &str, end: usize) -> bool {
+    let after = text[end..].trim_start().to_ascii_lowercase();
+    let next = after.split(|c: char| !c.is_ascii_alphabetic()).find(|w| !w.is_empty()).unwrap_or("");
+    let next2: Vec<&str> = after.split_whitespace().take(3).collect();
+    const PLACE: &[&str] = &[
+        "resort", "city", "capital", "town", "port", "coast", "soil", "territory", "village", "region",
+        "border", "airspace", "waters", "province", "oblast", "coastal", "seaside", "red",
+    ];
+    PLACE.contains(&next) || next2.iter().any(|w| *w == "city" || *w == "resort")
+        && !next2.iter().any(|w| *w == "delegation" || *w == "officials")
+}
+
+/// The object of strikes or attacks, not a side of the ceasefire.
+fn is_target(text: &str, start: usize) -> bool {
+    let begin = start.saturating_sub(40);
+    let mut b = begin;
+    while !text.is_char_boundary(b) {
+        b += 1;
+    }
+    let before = text[b..start].to_ascii_lowercase();
+    let before = before.trim_end();
+    [
+        "attacks on", "strikes on", "striking", "strike", "attacking", "targeting", "shelling", "attack on",
+        "strikes against", "attacks against", "to strike", "hit",
+    ]
+    .iter()
+    .any(|c| before.ends_with(c))
+}
+
+/// Marks hosts and mediators: "hosted by X", "brokered by X, Y and Z",
+/// "X, which hosted", "ask X to host", "the Saudi hosts".
+fn mark_roles(text: &str, actors: &mut [ActorMention]) {
+    let lower = text.to_ascii_lowercase();
+    for i in 0..actors.len() {
+        let (s, e) = (actors[i].start, actors[i].end);
+        let mut b = s.saturating_sub(80);
+        while !lower.is_char_boundary(b) {
+            b += 1;
+        }
+        let before = &lower[b..s];
+        let mut f = (e + 30).min(lower.len());
+        while !lower.is_char_boundary(f) {
+            f -= 1;
+        }
+        let after = &lower[e..f];
+        // "brokered by Egypt, Qatar, Turkey and the United States": walk back over a list.
+        let list_prefix = before
+            .rsplit_once(" by ")
+            .map(|(head, tail)| (head, tail))
+            .filter(|(_, tail)| tail.split([',']).all(|p| p.len() < 40) && !tail.contains('.'));
+        let by_mediator = list_prefix.is_some_and(|(head, tail)| {
+            let verb_ok = ["hosted", "brokered", "mediated", "facilitated", "organised", "organized", "sponsored", "convened", "chaired", "led"]
+                .iter()
+                .any(|v| head.trim_end().ends_with(v) || head.trim_end().ends_with(&format!("{v} jointly")));
+            let tail_ok = tail.chars().all(|c| c.is_ascii_alphanumeric() || " ,.'-".contains(c))
+                && !tail.contains(" with ");
+            verb_ok && tail_ok && !head.trim_end().ends_with("led")
+        });
+        let host_before = ["mediation of", "mediated by", "auspices of", "with the help of", "hosts", "host", "hosting", "mediator", "mediators", "ask", "asked"]
+            .iter()
+            .any(|c| before.trim_end().ends_with(c) && (*c != "ask" && *c != "asked" || after.trim_start().starts_with("to host") || after.trim_start().starts_with("to mediate")));
+        let host_after = [
+            " hosts", " hosted", " mediated", " mediates", " brokered", " will host", " to host", " which hosted",
+            ", which hosted", ", which mediated", " mediators", " mediator", " as mediator", " as host",
+            " hosting",
+        ]
+        .iter()
+        .any(|c| after.starts_with(c) || after.starts_with(&format!("'s{c}")));
+        if by_mediator || host_before || host_after {
+            actors[i].mediator = true;
+        }
+    }
+}
+
+/// The most mentioned known conflict pair with both sides in the document.
+fn pick_dyad(actors: &[ActorMention]) -> Option<(&'static str, &'static str)> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for a in actors.iter().filter(|a| !a.place) {
+        *counts.entry(a.code.as_str()).or_default() += 1;
+    }
+    CONFLICTS
+        .iter()
+        .filter(|(x, y)| counts.contains_key(x) && counts.contains_key(y))
+        .max_by_key(|(x, y)| counts[x] + counts[y])
+        .copied()
+}
+
+/// A leading "CITY, Country —" dateline.
+struct Dateline {
+    end: usize,
+    city: String,
+    country: String,
+}
+
+fn find_dateline(text: &str, lex: &Lexicon) -> Option<Dateline> {
+    // Look at the start of each of the first paragraphs.
+    let mut offset = 0;
+    for para in text.split("\n\n").take(4) {
+        if let Some(c) = DATELINE_RE.captures(para) {
+            let city = c.name("city").unwrap().as_str().trim();
+            let hits = lex.find(&title_case_word(city));
+            for h in hits {
+                for e in &lex.entries[h.pattern] {
+                    if let Target::City { name, country } = &e.target {
+                        return Some(Dateline {
+                            end: offset + c.get(0).unwrap().end(),
+                            city: name.clone(),
+                            country: country.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        offset += para.len() + 2;
+    }
+    None
+}
+
+fn title_case_word(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut start = true;
+    for c in s.chars() {
+        if start {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+        start = !c.is_ascii_alphabetic();
+    }
+    out
+}
+
+/// Sentences of the folded text; the first paragraph is the headline when it
+/// matches the title.
+fn split_sentences(text: &str, title: Option<&str>) -> Vec<Sentence> {
+    const ABBREV: &[&str] = &[
+        "mr", "mrs", "ms", "dr", "st", "gen", "lt", "col", "sen", "rep", "gov", "prof", "jr", "sr", "no", "vs",
+        "inc", "ltd", "co", "a.m", "p.m", "jan", "feb", "aug", "sept", "sep", "oct", "nov", "dec", "u.s", "u.n",
+        "e.u", "u.k", "maj", "capt", "sgt", "adm", "rev", "fig", "approx", "est", "dept",
+    ];
+    let title_folded = title.map(crate::lexicon::fold);
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut para_start = 0;
+    let mut first_para = true;
+    for para in text.split("\n\n") {
+        let p_start = para_start;
+        para_start += para.len() + 2;
+        let headline = first_para
+            && title_folded.as_deref().is_some_and(|t| t.trim() == para.trim())
+            && !para.trim_end().ends_with(['.', '"']);
+        first_para = false;
+        let mut s = p_start;
+        let p_end = p_start + para.len();
+        let mut i = p_start;
+        while i < p_end {
+            let b = bytes[i];
+            let boundary = if b == b'\n' {
+                true
+            } else if matches!(b, b'.' | b'!' | b'?') {
+                // Consume closing quotes/brackets.
+                let mut j = i + 1;
+                while j < p_end && matches!(bytes[j], b'"' | b'\'' | b')') {
+                    j += 1;
+                }
+                let next_ok = j >= p_end
+                    || (bytes[j] == b' '
+                        && bytes
+                            .get(j + 1)
+                            .is_some_and(|n| n.is_ascii_uppercase() || n.is_ascii_digit() || matches!(n, b'"' | b'\'' | b'(')));
+                if !next_ok {
+                    false
+                } else if b == b'.' {
+                    let word_start = text[p_start..i].rfind([' ', '(', '"']).map_or(p_start, |k| p_start + k + 1);
+                    let word = text[word_start..i].to_ascii_lowercase();
+                    let single = word.len() == 1 && word.chars().all(|c| c.is_ascii_alphabetic());
+                    if ABBREV.contains(&word.as_str()) || single {
+                        // "U.S. The" ends a sentence only before a typical opener.
+                        let next_word: String = text[j..p_end].trim_start().chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+                        word == "u.s" && ["The", "He", "She", "It", "They", "But", "In", "On"].contains(&next_word.as_str())
+                    } else {
+                        true
+                    }
+                } else {
+                    true
+                }
+            } else {
+                false
+            };
+            if boundary {
+                let mut end = i + 1;
+                while end < p_end && matches!(bytes[end], b'"' | b'\'' | b')') {
+                    end += 1;
+                }
+                if b == b'\n' {
+                    end = i;
+                }
+                push_sentence(&mut out, text, s, end, headline);
+                s = end;
+                i = end.max(i + 1);
+                continue;
+            }
+            i += 1;
+        }
+        push_sentence(&mut out, text, s, p_end, headline);
+    }
+    out
+}
+
+fn push_sentence(out: &mut Vec<Sentence>, text: &str, start: usize, end: usize, headline: bool) {
+    let slice = &text[start..end];
+    let lead = slice.len() - slice.trim_start().len();
+    let trail = slice.len() - slice.trim_end().len();
+    let (s, e) = (start + lead, end - trail);
+    if e > s {
+        out.push(Sentence { start: s, end: e, headline });
+    }
+}
+
+/// A run of capitalised words (with name particles inside) on one line.
+struct Run {
+    start: usize,
+    tokens: Vec<(usize, usize)>,
+}
+
+fn is_particle(w: &str) -> bool {
+    matches!(
+        w,
+        "bin" | "bint" | "ibn" | "al" | "el" | "de" | "da" | "di" | "van" | "von" | "der" | "du" | "la" | "le"
+            | "abu" | "ben" | "dos" | "das" | "del" | "della" | "ter" | "op"
+    )
+}
+
+fn is_month_or_day(w: &str) -> bool {
+    matches!(
+        w,
+        "january" | "february" | "march" | "april" | "may" | "june" | "july" | "august" | "september"
+            | "october" | "november" | "december" | "monday" | "tuesday" | "wednesday" | "thursday"
+            | "friday" | "saturday" | "sunday" | "jan" | "feb" | "mar" | "apr" | "jun" | "jul" | "aug" | "sep"
+            | "sept" | "oct" | "nov" | "dec"
+    )
+}
+
+/// Maximal runs of capitalised words (names, titles, places) separated only by spaces.
+fn capital_runs(text: &str) -> Vec<Run> {
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut current: Option<Run> = None;
+    let mut i = 0;
+    let n = bytes.len();
+    while i < n {
+        if !bytes[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && (bytes[i].is_ascii_alphanumeric() || (matches!(bytes[i], b'\'' | b'-' | b'.') && i + 1 < n && bytes[i + 1].is_ascii_alphabetic())) {
+            i += 1;
+        }
+        // A trailing dot of an abbreviation ("U.S.").
+        let mut end = i;
+        if end < n && bytes[end] == b'.' && text[start..end].contains('.') {
+            end += 1;
+            i = end;
+        }
+        let word = &text[start..end];
+        let lower = word.to_ascii_lowercase();
+        let cap = word.starts_with(|c: char| c.is_ascii_uppercase())
+            || lower.starts_with("al-") && word.len() > 3 && word.as_bytes()[3].is_ascii_uppercase()
+            || lower.starts_with("el-") && word.len() > 3 && word.as_bytes()[3].is_ascii_uppercase();
+        let particle = is_particle(&lower) && !word.starts_with(|c: char| c.is_ascii_uppercase());
+        // Only single spaces join words into a run.
+        let joined = current.as_ref().is_some_and(|r| {
+            let last_end = r.tokens.last().unwrap().1;
+            &text[last_end..start] == " "
+        });
+        if cap || (particle && joined) {
+            if joined {
+                current.as_mut().unwrap().tokens.push((start, end));
+            } else {
+                if let Some(r) = current.take() {
+                    runs.push(r);
+                }
+                current = Some(Run { start, tokens: vec![(start, end)] });
+            }
+        } else if let Some(r) = current.take() {
+            runs.push(r);
+        }
+    }
+    if let Some(r) = current.take() {
+        runs.push(r);
+    }
+    // Trailing particles are not part of a name.
+    for r in &mut runs {
+        while r.tokens.len() > 1 && is_particle(&text[r.tokens.last().unwrap().0..r.tokens.last().unwrap().1].to_ascii_lowercase()) {
+            r.tokens.pop();
+        }
+    }
+    runs
+}
+
+/// More than 60% of five or more words capitalised: a Title Case headline.
+fn is_title_case(sentence: &str) -> bool {
+    let words: Vec<&str> = sentence.split_whitespace().filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())).collect();
+    if words.len() < 5 {
+        return false;
+    }
+    let caps = words.iter().filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase())).count();
+    caps * 10 > words.len() * 7
+}
+
+fn byline_before(text: &str, start: usize) -> bool {
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let prefix = text[line_start..start].trim().to_ascii_lowercase();
+    matches!(prefix.as_str(), "by" | "author:" | "written by" | "words by" | "reporting by" | "by:")
+}
+
+/// The title words before a name and the side they name
+/// ("Ukrainian Foreign Minister", "Russia's team was led by presidential aide").
+fn title_before(text: &str, start: usize, actors: &[ActorMention], lex: &Lexicon) -> (Option<String>, Option<String>) {
+    let _ = lex;
+    let line_start = text[..start].rfind(['\n', ',', ';', '(', '"']).map_or(0, |i| i + 1);
+    let mut span_start = start;
+    // Walk back over title words, demonyms and "of".
+    let prefix = &text[line_start..start];
+    let words: Vec<(usize, &str)> = prefix
+        .split(' ')
+        .scan(line_start, |pos, w| {
+            let s = *pos;
+            *pos += w.len() + 1;
+            Some((s, w))
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    for (ws, w) in words.iter().rev() {
+        let lw = w.trim_end_matches("'s").trim_end_matches('.').to_ascii_lowercase();
+        let is_actor = actors.iter().any(|a| a.start == *ws && !a.from_person);
+        if TITLE_WORDS.contains(&lw.as_str()) || is_actor || lw == "u.s" || lw == "s" {
+            span_start = *ws;
+        } else {
+            break;
+        }
+    }
+    let title_text = text[span_start..start].trim();
+    let role = if title_text.is_empty() {
+        None
+    } else {
+        parley_kb::canonical_role(title_text).map(|_| title_text.to_owned())
+    };
+    let mut affiliation = actors
+        .iter()
+        .filter(|a| a.start >= span_start && a.end <= start && !a.from_person)
+        .last()
+        .map(|a| a.code.clone());
+    if affiliation.is_none() {
+        // "Russia's team was led by presidential aide X", "a Ukrainian team led by X".
+        let mut b = start.saturating_sub(70);
+        while !text.is_char_boundary(b) {
+            b += 1;
+        }
+        let window = text[b..start].to_ascii_lowercase();
+        if let Some(i) = window.rfind("led by").or_else(|| window.rfind("headed by")) {
+            let abs = b + i;
+            affiliation = actors
+                .iter()
+                .filter(|a| a.end <= abs && abs - a.end < 40 && !a.from_person)
+                .last()
+                .map(|a| a.code.clone());
+        }
+    }
+    (role, affiliation)
+}
+
+/// Document-level repair of the drafts into final candidates.
+fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: Option<&Dateline>) -> Vec<TalksEvent> {
+    let mut events: Vec<Draft> = Vec::new();
+    for mut d in drafts {
+        // Dates relative to the previous dated event ("a day earlier", "that day").
+        if let Some(offset) = d.anchor_offset {
+            let anchor = events
+                .iter()
+                .rev()
+                .find(|e| e.event.date.date.is_some() && e.event.date.precision == DatePrecision::Day)
+                .and_then(|e| e.event.date.date);
+            d.event.date.date = anchor.map(|a| a + chrono::Duration::days(offset));
+            d.event.date.precision = if d.event.date.date.is_some() { DatePrecision::Day } else { DatePrecision::Unspecified };
+            if d.event.event_type == EventType::TalksHeld && d.event.date.date.zip(reference).is_some_and(|(x, r)| x > r) {
+                d.event.event_type = EventType::TalksAnnounced;
+                d.event.status = EventStatus::Planned;
+            }
+        }
+        if d.anaphoric {
+            // Enrich the most recent talks event; never create one.
+            let target = events.iter_mut().rev().find(|e| {
+                e.event.event_type.family() == EventFamily::Talks
+                    && d.event.event_type.family() == EventFamily::Talks
+                    && !d.event.mediators.iter().any(|m| e.event.parties.iter().any(|p| p.code == m.code))
+            });
+            if let Some(prev) = target {
+                for m in d.event.mediators.drain(..) {
+                    if !prev.event.mediators.iter().any(|x| x.code == m.code) && !prev.event.parties.iter().any(|x| x.code == m.code) {
+                        prev.event.mediators.push(m);
+                    }
+                }
+                merge_participants(&mut prev.event, &d.event);
+                if prev.event.venue.city.is_none() {
+                    prev.event.venue = d.event.venue.clone();
+                }
+            }
+            continue;
+        }
+        // Same event told twice in one document: merge.
+        let codes = d.event.party_codes();
+        let target = events.iter_mut().rev().find(|e| {
+            let same_family = e.event.event_type.family() == d.event.event_type.family()
+                && (e.event.event_type == d.event.event_type || e.event.event_type.family() == EventFamily::Talks);
+            let agreement_into_ceasefire = d.event.event_type == EventType::AgreementReached && e.event.event_type == EventType::CeasefireAgreed
+                || e.event.event_type == EventType::AgreementReached && d.event.event_type == EventType::CeasefireAgreed;
+            let dates_ok = match (e.event.date.date, d.event.date.date) {
+                (Some(a), Some(b)) => a == b || agreement_into_ceasefire && (a - b).num_days().abs() <= 3,
+                _ => true,
+            };
+            (same_family || agreement_into_ceasefire) && e.event.party_codes() == codes && dates_ok
+        });
+        if let Some(prev) = target {
+            if d.event.event_type == EventType::CeasefireAgreed && prev.event.event_type == EventType::AgreementReached {
+                prev.event.event_type = EventType::CeasefireAgreed;
+            }
+            if prev.event.date.date.is_none() {
+                prev.event.date = d.event.date.clone();
+            }
+            if prev.event.event_type == EventType::TalksAnnounced && d.event.event_type == EventType::TalksHeld && prev.event.date.date == d.event.date.date && d.event.date.date.is_some() {
+                prev.event.event_type = EventType::TalksHeld;
+                prev.event.status = d.event.status;
+            }
+            for m in d.event.mediators.drain(..) {
+                if !prev.event.mediators.iter().any(|x| x.code == m.code) {
+                    prev.event.mediators.push(m);
+                }
+            }
+            merge_participants(&mut prev.event, &d.event);
+            if prev.event.venue.city.is_none() {
+                prev.event.venue = d.event.venue.clone();
+            }
+            for s in &d.event.scope {
+                if !prev.event.scope.contains(s) {
+                    prev.event.scope.push(*s);
+                }
+            }
+            if prev.event.modality == Modality::Unspecified {
+                prev.event.modality = d.event.modality;
+            }
+            if prev.event.effective.is_none() {
+                prev.event.effective = d.event.effective.clone();
+            }
+            prev.event.evidence.extend(d.event.evidence.drain(..));
+            continue;
+        }
+        events.push(d);
+    }
+    let snapshot: Vec<TalksEvent> = events.iter().map(|d| d.event.clone()).collect();
+    for d in events.iter_mut() {
+        let e = &mut d.event;
+        // Talks on the same day with a shared side share a venue ("separate meetings").
+        if e.venue.city.is_none() && e.event_type.family() == EventFamily::Talks {
+            if let Some(v) = snapshot.iter().find(|o| {
+                o.event_type.family() == EventFamily::Talks
+                    && o.venue.city.is_some()
+                    && o.date.date.is_some()
+                    && o.date.date == e.date.date
+                    && o.parties.iter().any(|p| e.parties.iter().any(|q| q.code == p.code))
+            }) {
+                e.venue = v.venue.clone();
+            }
+        }
+        // Agreements and ceasefires reached at talks inherit their hosts and venue.
+        if matches!(e.event_type, EventType::AgreementReached | EventType::CeasefireAgreed) {
+            let codes = e.party_codes();
+            if let Some(talks) = snapshot.iter().find(|o| o.event_type == EventType::TalksHeld && o.party_codes() == codes) {
+                if e.mediators.is_empty() {
+                    e.mediators = talks.mediators.clone();
+                    e.mediators.retain(|m| !codes.contains(&m.code));
+                }
+                if e.venue.city.is_none() && (e.date.date.is_none() || e.date.date == talks.date.date) {
+                    e.venue = talks.venue.clone();
+                }
+            }
+        }
+        // A dateline city is the venue of in-person talks held near the publication day.
+        if e.venue.city.is_none()
+            && let Some(dl) = dateline
+            && matches!(e.event_type, EventType::TalksHeld | EventType::AgreementReached)
+            && !matches!(e.modality, Modality::Call | Modality::Video)
+            && e.date.date.zip(reference).is_some_and(|(x, r)| (r - x).num_days().abs() <= 3)
+        {
+            e.venue = Venue {
+                city: Some(dl.city.clone()),
+                country: Some(dl.country.clone()),
+                place: None,
+            };
+        }
+        if e.modality == Modality::Unspecified && e.event_type.family() == EventFamily::Talks && e.venue.city.is_some() {
+            e.modality = Modality::InPerson;
+        }
+        e.scope.sort();
+        e.scope.dedup();
+        let _ = d.dated;
+        let _ = d.pos;
+    }
+    events.into_iter().map(|d| d.event).collect()
+}
+
+fn merge_participants(into: &mut TalksEvent, from: &TalksEvent) {
+    for p in &from.participants {
+        if !into.participants.iter().any(|q| q.name == p.name) {
+            into.participants.push(p.clone());
+        }
+    }
+}
