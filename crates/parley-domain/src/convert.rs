@@ -170,6 +170,7 @@ pub fn event_to_pb(e: &m::TalksEvent) -> pb::TalksEvent {
         source_count: e.source_count,
         retracted: e.retracted,
         effective: e.effective.as_ref().map(date_to_pb),
+        reported_on: date_string(e.reported_on),
     }
 }
 
@@ -208,6 +209,7 @@ pub fn event_from_pb(e: &pb::TalksEvent) -> Option<m::TalksEvent> {
         source_count: e.source_count,
         retracted: e.retracted,
         effective: e.effective.as_ref().map(date_from_pb),
+        reported_on: parse_date(&e.reported_on),
     })
 }
 
@@ -309,6 +311,7 @@ mod tests {
             source_count: 2,
             retracted: false,
             effective: None,
+            reported_on: parse_date("2025-03-19"),
         }
     }
 
