@@ -1,1 +1,135 @@
-//! End-to-end tests of the whole system; see `e2e.rs`.
+//! Support for the end-to-end tests: the real service binaries, spawned as
+//! separate processes, killed and restarted like an operator (or a crash) would.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// Folder holding the workspace's built binaries (next to the test executable's `deps/`).
+pub fn binary_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps folder");
+    deps.parent().expect("profile folder").to_path_buf()
+}
+
+/// Path of a workspace binary, failing clearly when it was not built.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = binary_dir().join(name);
+    if !path.exists() {
+        bail!(
+            "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// One service process with its environment, so it can be restarted the same way.
+pub struct ServiceProcess {
+    name: String,
+    path: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    grpc_port: u16,
+    log_path: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Spawns `binary` with `PARLEY_NATS_URL` and a free gRPC port; its stderr goes to a file.
+    pub fn spawn(binary_name: &str, nats_url: &str, log_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let grpc_port = parley_testkit::free_port()?;
+        let env = vec![
+            ("PARLEY_NATS_URL".to_owned(), nats_url.to_owned()),
+            ("PARLEY_GRPC_ADDR".to_owned(), format!("127.0.0.1:{grpc_port}")),
+            ("PARLEY_LOG".to_owned(), "info".to_owned()),
+            ("PARLEY_SHUTDOWN_GRACE_SECS".to_owned(), "3".to_owned()),
+        ];
+        let mut process = Self {
+            name: binary_name.to_owned(),
+            path: binary(binary_name)?,
+            env,
+            child: None,
+            grpc_port,
+            log_path: log_dir.join(format!("{binary_name}.log")),
+        };
+        process.start()?;
+        Ok(process)
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
+        let child = Command::new(&self.path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("spawning {}", self.path.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// gRPC URL of the process.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// Its stderr so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same environment and port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.start()
+    }
+
+    /// Waits until `grpc.health.v1` reports SERVING.
+    pub async fn wait_serving(&mut self, timeout: Duration) -> anyhow::Result<Channel> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("{} exited with {status}:\n{}", self.name, self.log());
+            }
+            if let Ok(channel) = Channel::from_shared(self.url())?.connect().await {
+                let mut health = HealthClient::new(channel.clone());
+                if let Ok(response) = health
+                    .check(HealthCheckRequest { service: String::new() })
+                    .await
+                    && response.into_inner().status == ServingStatus::Serving as i32
+                {
+                    return Ok(channel);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{} not serving after {timeout:?}:\n{}", self.name, self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

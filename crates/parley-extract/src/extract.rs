@@ -198,6 +198,10 @@ re!(
     r"(?i)\b(?:(?:a|one|two|three|four|several|\d+)\s+(?:weeks?|months?|years?)\s+(?:after|before|since)|(?:weeks|months|years)\s+(?:after|before|ago)|last\s+(?:year|month|spring|summer|autumn|winter)|in\s+(?:19|20)\d\d\b)"
 );
 re!(
+    SPEAKER_RE,
+    r"(?i)(?P<sp>,\s+[^,]{0,80}?\b(?:said|says|told|added|announced|wrote|stated|claimed)\b)[^,]*$|(?P<acc>\baccording\s+to\b[^,]*)"
+);
+re!(
     SPEECH_RE,
     r"(?i)\b(?:said|says|told|announced|wrote|stated|claimed|added|insisted|confirmed|according\s+to)\b"
 );
@@ -220,7 +224,7 @@ const FUTURE_CUES: &[&str] = &[
     "will", "would", "'ll", "plan", "plans", "planned", "planning", "set to", "expected", "scheduled",
     "due to", "to hold", "to meet", "is to", "are to", "proposed", "propose", "proposes", "proposing",
     "offered", "offer", "offers", "invited", "invite", "invites", "ready to", "going to", "intends",
-    "intend", "next", "upcoming", "announced", "announce", "agreed to", "agree to", "prepare", "preparing",
+    "intend", "next", "upcoming", "announced", "announce", "prepare", "preparing",
     "to travel", "to visit", "seeks", "seeking", "called for", "calls for", "urged", "arrange", "arranging",
     "to resume", "resume", "await", "awaiting", "starting", "beginning", "from next",
 ];
@@ -675,12 +679,20 @@ impl Extractor {
                 eprintln!("  A {} {:?} place={} target={} med={}", a.code, &text[a.start..a.end], a.place, a.target, a.mediator);
             }
         }
+        // Who reports the news is not a side of it (", the Turkish ministry said").
+        let speaker_spans: Vec<(usize, usize)> = SPEAKER_RE
+            .captures_iter(sent)
+            .filter_map(|c| c.name("sp").or_else(|| c.name("acc")))
+            .map(|m| (ss + m.start(), ss + m.end()))
+            .collect();
         let sent_actors: Vec<&ActorMention> = actors
             .iter()
             .filter(|a| a.start >= ss && a.end <= se && !a.place && !a.target)
+            .filter(|a| !speaker_spans.iter().any(|&(s, e)| a.start >= s && a.end <= e && s > triggers[0].end))
             .collect();
         let dates = find_dates(sent, doc.reference_date);
         let first_trigger = triggers[0].start;
+        let dyad = sentence_dyad(&sent_actors, actors).or(dyad);
 
         for (ti, t) in triggers.iter().enumerate() {
             let (_, clause_end) = clause_bounds(text, ss, se, t.start, t.end);
@@ -867,6 +879,7 @@ impl Extractor {
                 continue;
             }
             let venue = venue_city
+                .filter(|_| !matches!(t.kind, TriggerKind::Violation | TriggerKind::Ended))
                 .map(|c| Venue {
                     city: Some(c.name.clone()),
                     country: Some(c.country.clone()),
@@ -1084,6 +1097,10 @@ fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
         return Tense::Past;
     }
     if t.starts_with("will call") || t.starts_with("would call") || t.starts_with("to call") {
+        return Tense::Future;
+    }
+    // "agreed to meet", "agree to hold talks": planned.
+    if !t.is_empty() && (tail(before, 14).contains("agreed to") || tail(before, 14).contains("agree to") || tail(before, 14).contains("agrees to")) {
         return Tense::Future;
     }
     let fut = nearest_cue(before, FUTURE_CUES);
@@ -1314,11 +1331,15 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
             // "the deal" alone with "approved" is the same deal; keep it, the
             // document pass merges it into the ceasefire.
         }
+        let definite = c.name("noun").is_some_and(|n| {
+            let b = lower[..n.start()].trim_end();
+            b.ends_with("the") || b.ends_with("this") || b.ends_with("that")
+        });
         out.push(Trigger {
             kind: TriggerKind::Agreement,
             start: base + m.start(),
             end: base + m.end(),
-            anaphoric: false,
+            anaphoric: definite,
             separate: false,
             unilateral_verb: false,
         });
@@ -1353,12 +1374,21 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
 
 /// After a locative preposition ("in Kyiv", "to Moscow", "the resort of Sharm").
 fn is_locative(text: &str, start: usize, _end: usize) -> bool {
-    let before = text[..start].trim_end_matches(' ');
-    let word = before
-        .rsplit(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let mut before = text[..start].trim_end_matches(' ');
+    let mut word = String::new();
+    // Skip one directional adjective: "in eastern Congo".
+    for _ in 0..2 {
+        word = before
+            .rsplit(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if matches!(word.as_str(), "eastern" | "western" | "northern" | "southern" | "central" | "northeastern" | "northwestern" | "southeastern" | "southwestern" | "occupied" | "rebel-held") {
+            before = before[..before.len() - word.len()].trim_end_matches(' ');
+            continue;
+        }
+        break;
+    }
     matches!(
         word.as_str(),
         "in" | "at" | "to" | "from" | "near" | "into" | "outside" | "of" | "toward" | "towards" | "via"
@@ -1445,6 +1475,25 @@ fn mark_roles(text: &str, actors: &mut [ActorMention]) {
             actors[i].mediator = true;
         }
     }
+}
+
+/// The conflict pair a sentence is about: both sides named in it first, then
+/// one side named in it (the pair best represented in the document).
+fn sentence_dyad(sent_actors: &[&ActorMention], all: &[ActorMention]) -> Option<(&'static str, &'static str)> {
+    let here: HashSet<&str> = sent_actors.iter().map(|a| a.code.as_str()).collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for a in all.iter().filter(|a| !a.place) {
+        *counts.entry(a.code.as_str()).or_default() += 1;
+    }
+    CONFLICTS
+        .iter()
+        .filter(|(x, y)| here.contains(x) || here.contains(y))
+        .filter(|(x, y)| counts.contains_key(x) && counts.contains_key(y))
+        .max_by_key(|(x, y)| {
+            let both = here.contains(x) && here.contains(y);
+            (both, counts[x] + counts[y])
+        })
+        .copied()
 }
 
 /// The most mentioned known conflict pair with both sides in the document.
@@ -1762,6 +1811,17 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
             if d.event.event_type == EventType::TalksHeld && d.event.date.date.zip(reference).is_some_and(|(x, r)| x > r) {
                 d.event.event_type = EventType::TalksAnnounced;
                 d.event.status = EventStatus::Planned;
+            }
+        }
+        if d.anaphoric && d.event.event_type == EventType::AgreementReached {
+            if d.event.date.date.is_none() {
+                // "The agreement was signed by X and Y": the same agreement.
+                if let Some(prev) = events.iter_mut().rev().find(|e| matches!(e.event.event_type, EventType::AgreementReached | EventType::CeasefireAgreed)) {
+                    merge_participants(&mut prev.event, &d.event);
+                    continue;
+                }
+            } else {
+                d.anaphoric = false;
             }
         }
         if d.anaphoric {

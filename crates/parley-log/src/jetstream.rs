@@ -1,6 +1,6 @@
 //! The NATS JetStream backend of [`EventLog`].
 //!
-//! Layout (see `/docs` of the crate): one file-storage stream (default
+//! Layout: one file-storage stream (default
 //! `PARLEY`) holding subjects `<prefix>.>`, one subject per aggregate
 //! (`<prefix>.<kind>.<id>`), and one object-store bucket for large bodies.
 //!
@@ -427,7 +427,7 @@ impl JetStreamLog {
                     next = message.sequence + 1;
                 }
                 Err(e) if raw_not_found(e.kind()) => return Ok(None),
-                Err(e) => return Err(backend("confirming an append", e)),
+                Err(e) => return Err(raw_get_error("confirming an append", e)),
             }
         }
         Ok(None)
@@ -444,7 +444,7 @@ impl JetStreamLog {
         {
             Ok(message) => Ok(Some(message)),
             Err(e) if raw_not_found(e.kind()) => Ok(None),
-            Err(e) => Err(backend("reading the last record", e)),
+            Err(e) => Err(raw_get_error("reading the last record", e)),
         }
     }
 
@@ -607,7 +607,13 @@ impl EventLog for JetStreamLog {
             .stream
             .get_info()
             .await
-            .map_err(|e| backend("reading stream info", e))?;
+            .map_err(|e| match e.kind() {
+                jetstream::context::RequestErrorKind::TimedOut
+                | jetstream::context::RequestErrorKind::NoResponders => {
+                    LogError::Unavailable(format!("reading stream info: {e}"))
+                }
+                _ => backend("reading stream info", e),
+            })?;
         Ok(info.state.last_sequence)
     }
 
@@ -1083,7 +1089,18 @@ fn backend(what: &str, error: impl std::fmt::Display) -> LogError {
 
 fn direct_get_error(what: &str, error: async_nats::jetstream::stream::DirectGetError) -> LogError {
     match error.kind() {
-        DirectGetErrorKind::TimedOut => LogError::Unavailable(format!("{what}: {error}")),
+        DirectGetErrorKind::TimedOut | DirectGetErrorKind::ErrorResponse(..) => {
+            LogError::Unavailable(format!("{what}: {error}"))
+        }
+        _ => backend(what, error),
+    }
+}
+
+/// A leader get that failed for another reason than "no such message" did
+/// not reach the server (timeout, no responders while it restarts).
+fn raw_get_error(what: &str, error: async_nats::jetstream::stream::RawMessageError) -> LogError {
+    match error.kind() {
+        RawMessageErrorKind::Other => LogError::Unavailable(format!("{what}: {error}")),
         _ => backend(what, error),
     }
 }

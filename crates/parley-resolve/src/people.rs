@@ -140,7 +140,7 @@ impl Resolver {
                 .collect();
         }
         let mut out: Vec<Candidate> = Vec::new();
-        let mut push = |out: &mut Vec<Candidate>, id: &str, score: f64, reason: &str| {
+        let push = |out: &mut Vec<Candidate>, id: &str, score: f64, reason: &str| {
             let Some(e) = self.get_entity(id) else { return };
             if e.kind != EntityKind::Person {
                 return;
@@ -179,6 +179,22 @@ impl Resolver {
                         }
                     }
                 }
+            }
+        }
+        if tokens.len() == 1 && tokens[0].len() >= 4 {
+            // A knowledge-base person's family name, when only one person has it.
+            let owners: Vec<&crate::Entity> = self
+                .entities()
+                .filter(|e| e.kind == EntityKind::Person && e.origin == "kb")
+                .filter(|e| {
+                    e.aliases
+                        .iter()
+                        .chain(std::iter::once(&e.name))
+                        .any(|a| a.contains(' ') && normalize(a).rsplit(' ').next() == Some(tokens[0]))
+                })
+                .collect();
+            if owners.len() == 1 {
+                push(&mut out, &owners[0].entity_id.clone(), 0.9, "surname");
             }
         }
         if tokens.len() >= 2 {

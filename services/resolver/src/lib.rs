@@ -1,1 +1,126 @@
-//! parley-resolver.
+//! Parley's resolver service.
+//!
+//! It replays the whole log at boot to rebuild the resolver's state, then
+//! consumes newly extracted documents through its durable consumer: each
+//! document's mentions become canonical entities and its candidate events
+//! become real-world events with one id across documents. Every decision is
+//! appended to the log before the document is acked, so a crash loses
+//! nothing and a replay rebuilds exactly the same state.
+
+mod decisions;
+mod grpc;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parley_log::{ConsumerOptions, EventLog, Filter};
+use parley_runtime::{ConsumerLoop, GrpcServer, LogArgs, ShutdownSignal};
+
+pub use decisions::{aggregate_of, decision_from_event, decision_to_event};
+pub use grpc::ResolverGrpc;
+pub use state::ResolverState;
+
+/// Durable consumer name of the resolver (replicas share it).
+pub const CONSUMER: &str = "parley-resolver";
+
+/// Command-line and environment configuration of `parley-resolver`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "parley-resolver", version, about = "Parley resolver service: canonical entities and one id per real event")]
+pub struct Config {
+    /// Address of the gRPC server.
+    #[arg(long, env = "PARLEY_GRPC_ADDR", default_value = "127.0.0.1:50052")]
+    pub grpc_addr: SocketAddr,
+    /// Log connection.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Folder of extra knowledge-base TOML files extending the bundled one.
+    #[arg(long, env = "PARLEY_KB_DIR")]
+    pub kb_dir: Option<PathBuf>,
+    /// Logging and metrics.
+    #[command(flatten)]
+    pub telemetry: parley_telemetry::TelemetryArgs,
+    /// Seconds allowed for draining on SIGTERM.
+    #[arg(long, env = "PARLEY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// The resolver's state and background consumer, independent of how it is served.
+pub struct ResolverService {
+    state: Arc<ResolverState>,
+    consumer: tokio::task::JoinHandle<()>,
+}
+
+impl ResolverService {
+    /// Replays the log into a fresh resolver, then consumes new documents.
+    pub async fn start(
+        log: Arc<dyn EventLog>,
+        kb: &parley_kb::KnowledgeBase,
+        shutdown: ShutdownSignal,
+    ) -> anyhow::Result<Self> {
+        let state = Arc::new(ResolverState::new(log.clone(), kb));
+        let replayed = state.replay().await?;
+        tracing::info!(records = replayed, "resolver state rebuilt from the log");
+        let consumer = ConsumerLoop::new(
+            log,
+            ConsumerOptions::new(CONSUMER, Filter::types([parley_domain::aggregate::ARTICLE])),
+            "resolver",
+        );
+        let handler = state.clone();
+        let consumer = tokio::spawn(async move {
+            if let Err(e) = consumer.run(handler, shutdown).await {
+                tracing::error!(error = %e, "resolver consumer failed");
+            }
+        });
+        Ok(Self { state, consumer })
+    }
+
+    /// The gRPC service answering `parley.v1.ResolverService`.
+    pub fn grpc(&self) -> ResolverGrpc {
+        ResolverGrpc::new(self.state.clone())
+    }
+
+    /// Waits for the consumer to stop (after shutdown).
+    pub async fn stopped(self) {
+        let _ = self.consumer.await;
+    }
+}
+
+/// A running `parley-resolver` process.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    server: GrpcServer,
+    service: ResolverService,
+    shutdown: ShutdownSignal,
+}
+
+impl Application {
+    /// Connects to the log, rebuilds state, and binds the gRPC port.
+    pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
+        let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
+        let log: Arc<dyn EventLog> = config.log.connect(std::time::Duration::from_secs(60)).await?;
+        let service = ResolverService::start(log, &kb, shutdown.clone()).await?;
+        let server = GrpcServer::new().add_service(service.grpc().into_server());
+        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        Ok(Self {
+            listener,
+            server,
+            service,
+            shutdown,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the shutdown signal, then drains.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "parley-resolver serving gRPC");
+        self.server.serve(self.listener, self.shutdown.clone()).await?;
+        let _ = tokio::time::timeout(self.shutdown.grace, self.service.stopped()).await;
+        Ok(())
+    }
+}

@@ -1,1 +1,14 @@
-fn main() {}
+//! `parley-resolver`: see the library for what it does.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = parley_resolver::Config::parse();
+    parley_telemetry::init(&config.telemetry)?;
+    let shutdown = parley_runtime::shutdown_on_signals(std::time::Duration::from_secs(
+        config.shutdown_grace_secs,
+    ));
+    let app = parley_resolver::Application::build(&config, shutdown).await?;
+    app.run_until_stopped().await
+}

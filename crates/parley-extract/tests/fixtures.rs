@@ -1,0 +1,165 @@
+//! Fixture articles from several conflicts (written for these tests): each
+//! checks the events a reader would code, and that negations, hopes and
+//! sports metaphors produce none.
+
+use chrono::NaiveDate;
+use parley_extract::{Document, EventType, Extraction, Extractor, Limits, read_documents};
+use parley_kb::KnowledgeBase;
+use std::sync::OnceLock;
+
+fn extractor() -> &'static Extractor {
+    static EX: OnceLock<Extractor> = OnceLock::new();
+    EX.get_or_init(|| Extractor::new(&KnowledgeBase::bundled().expect("kb loads")))
+}
+
+fn fixture(name: &str) -> (Document, Extraction) {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).expect("fixture exists");
+    let doc = read_documents(&path, &bytes, None, &Limits::default())
+        .remove(0)
+        .expect("fixture reads");
+    let x = extractor().extract(&doc);
+    (doc, x)
+}
+
+fn day(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+/// Finds an event of `t` with exactly these parties.
+fn find<'a>(x: &'a Extraction, t: EventType, parties: &[&str]) -> &'a parley_extract::TalksEvent {
+    let mut want: Vec<String> = parties.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    x.events
+        .iter()
+        .find(|e| e.event_type == t && e.party_codes() == want)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {t:?} {parties:?} in {:#?}",
+                x.events.iter().map(|e| (e.event_type, e.party_codes(), e.date.date)).collect::<Vec<_>>()
+            )
+        })
+}
+
+#[test]
+fn drc_m23_declaration_in_doha() {
+    let (_, x) = fixture("drc_doha.txt");
+    let talks = find(&x, EventType::TalksHeld, &["COD", "M23"]);
+    assert_eq!(talks.mediator_codes(), vec!["QAT"]);
+    assert_eq!(talks.venue.city.as_deref(), Some("Doha"));
+    let agreed = x
+        .events
+        .iter()
+        .find(|e| matches!(e.event_type, EventType::CeasefireAgreed | EventType::AgreementReached) && e.party_codes() == ["COD", "M23"])
+        .expect("the declaration");
+    assert_eq!(agreed.date.date, day("2025-07-19"));
+    // The rebels' side is never read as a mediator.
+    assert!(!agreed.mediator_codes().contains(&"M23".to_string()));
+    let names: Vec<&str> = x.mentions.iter().map(|m| m.text.as_str()).collect();
+    assert!(names.contains(&"Benjamin Mbonimpa"), "{names:?}");
+    assert!(names.contains(&"Amina Diallo"), "{names:?}");
+}
+
+#[test]
+fn thailand_cambodia_in_putrajaya() {
+    let (_, x) = fixture("thai_cambodia.txt");
+    let cf = find(&x, EventType::CeasefireAgreed, &["KHM", "THA"]);
+    assert_eq!(cf.date.date, day("2025-07-28"), "Monday before a Tuesday publication");
+    assert_eq!(cf.mediator_codes(), vec!["MYS"]);
+    let talks = find(&x, EventType::TalksHeld, &["KHM", "THA"]);
+    assert_eq!(talks.venue.city.as_deref(), Some("Putrajaya"));
+    let v = find(&x, EventType::CeasefireViolated, &["KHM", "THA"]);
+    assert_eq!(v.status, parley_extract::EventStatus::Alleged);
+}
+
+#[test]
+fn india_pakistan_ceasefire_and_violation() {
+    let (_, x) = fixture("india_pakistan.txt");
+    let cf = find(&x, EventType::CeasefireAgreed, &["IND", "PAK"]);
+    assert_eq!(cf.date.date, day("2025-05-10"));
+    // The dateline city is not the venue of a ceasefire.
+    assert_ne!(cf.venue.city.as_deref(), Some("New Delhi"));
+    find(&x, EventType::CeasefireViolated, &["IND", "PAK"]);
+}
+
+#[test]
+fn israel_iran_with_us_broker_and_negated_claim() {
+    let (_, x) = fixture("israel_iran.txt");
+    let cf = find(&x, EventType::CeasefireAgreed, &["IRN", "ISR"]);
+    assert_eq!(cf.mediator_codes(), vec!["USA"]);
+    assert_eq!(cf.date.date, day("2025-06-23"));
+    assert_eq!(cf.evidence[0].attributed_to.as_deref(), Some("Donald Trump"));
+    // "there was no agreement on any ceasefire" adds nothing.
+    assert_eq!(x.events.iter().filter(|e| e.event_type == EventType::CeasefireAgreed).count(), 1);
+}
+
+#[test]
+fn negations_and_hopes_are_not_events() {
+    let (_, x) = fixture("negated.txt");
+    assert!(x.events.is_empty(), "{:#?}", x.events);
+}
+
+#[test]
+fn sports_truce_is_not_an_event_but_names_are_people() {
+    let (_, x) = fixture("sports.txt");
+    assert!(x.events.is_empty(), "{:#?}", x.events);
+    let names: Vec<&str> = x.mentions.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(names, vec!["Marco Bellini", "Graham Hollis", "Kofi Mensah"]);
+}
+
+#[test]
+fn evidence_offsets_point_into_the_text() {
+    for name in ["drc_doha.txt", "thai_cambodia.txt", "israel_iran.txt"] {
+        let (doc, x) = fixture(name);
+        let chars: Vec<char> = doc.text.chars().collect();
+        for e in &x.events {
+            let ev = &e.evidence[0];
+            let slice: String = chars[ev.start as usize..ev.end as usize].iter().collect();
+            assert_eq!(slice, ev.text);
+        }
+        for m in &x.mentions {
+            let slice: String = chars[m.start as usize..m.end as usize].iter().collect();
+            assert_eq!(slice, m.text);
+        }
+    }
+}
+
+#[test]
+fn planned_talks_and_weekday_direction() {
+    let doc = Document::from_text(
+        "planned.txt",
+        day("2025-05-11"),
+        "Talks planned\n\nRussia and Ukraine will meet in Istanbul on Thursday, the Turkish foreign ministry said. Turkey will host the talks.",
+    );
+    let x = extractor().extract(&doc);
+    let t = find(&x, EventType::TalksAnnounced, &["RUS", "UKR"]);
+    assert_eq!(t.date.date, day("2025-05-15"));
+    assert_eq!(t.venue.city.as_deref(), Some("Istanbul"));
+    assert_eq!(t.status, parley_extract::EventStatus::Planned);
+    assert_eq!(t.mediator_codes(), vec!["TUR"]);
+}
+
+#[test]
+fn metonymy_capitals_and_seats_are_states() {
+    let doc = Document::from_text(
+        "meto.txt",
+        day("2025-03-20"),
+        "Headline here\n\nThe Kremlin and Washington held talks by phone on Tuesday, officials said.",
+    );
+    let x = extractor().extract(&doc);
+    let t = find(&x, EventType::TalksHeld, &["RUS", "USA"]);
+    assert_eq!(t.date.date, day("2025-03-18"));
+    assert_eq!(t.modality, parley_extract::Modality::Call);
+}
+
+#[test]
+fn headline_case_and_media_names_are_not_people() {
+    let doc = Document::from_text(
+        "m.txt",
+        day("2025-03-20"),
+        "Putin Says Truce Talks With Kyiv Must Wait\n\nThe claim was reported by Sky News and Sky News Arabia. Red Sea shipping resumed.",
+    );
+    let x = extractor().extract(&doc);
+    let names: Vec<&str> = x.mentions.iter().map(|m| m.text.as_str()).collect();
+    assert!(!names.iter().any(|n| n.contains("Sky") || n.contains("Red Sea") || n.contains("Says")), "{names:?}");
+}

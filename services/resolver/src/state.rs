@@ -1,0 +1,223 @@
+//! The resolver's state, its replay, and its handling of extracted documents.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use parley_domain::{
+    DecodedRecord, EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record,
+};
+use parley_log::{EventLog, ExpectedVersion, Filter, LogError, ReadMode, StartAt};
+use parley_resolve::{Decision, DocumentMeta, Resolver};
+use parley_runtime::{Handled, HandlerError, RecordHandler};
+use sha2::{Digest, Sha256};
+
+use crate::decisions::{aggregate_of, decision_from_event, decision_to_event};
+
+/// The resolver plus what the service needs around it.
+pub struct ResolverState {
+    log: Arc<dyn EventLog>,
+    inner: Mutex<Inner>,
+    /// Serialises deciding and appending, so two documents never decide on stale state.
+    write: tokio::sync::Mutex<()>,
+}
+
+struct Inner {
+    resolver: Resolver,
+    /// Ids of `CandidatesExtracted` events already resolved (from DocumentResolved causation ids).
+    handled: HashSet<String>,
+    documents: u64,
+}
+
+/// A summary of the state, equal for equal states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSummary {
+    /// Entities known.
+    pub entities: u64,
+    /// Events known.
+    pub events: u64,
+    /// Documents resolved.
+    pub documents: u64,
+    /// SHA-256 over every entity and event.
+    pub digest: String,
+}
+
+impl ResolverState {
+    /// A fresh state over the shipped knowledge base.
+    pub fn new(log: Arc<dyn EventLog>, kb: &parley_kb::KnowledgeBase) -> Self {
+        Self {
+            log,
+            inner: Mutex::new(Inner {
+                resolver: Resolver::new(kb),
+                handled: HashSet::new(),
+                documents: 0,
+            }),
+            write: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Replays every decision in the log; returns the number of records read.
+    pub async fn replay(&self) -> Result<u64, LogError> {
+        let mut records = self
+            .log
+            .read(
+                StartAt::Beginning,
+                Filter::types([aggregate::ENTITY, aggregate::TALKS, aggregate::ARTICLE]),
+                ReadMode::ToEnd,
+            )
+            .await?;
+        let mut count = 0;
+        while let Some(record) = records.next().await {
+            let record = record?;
+            count += 1;
+            match decode_record(&record) {
+                Ok(decoded) => self.apply_record(&decoded),
+                Err(e) => tracing::error!(error = %e, "skipping undecodable record during replay"),
+            }
+        }
+        Ok(count)
+    }
+
+    fn apply_record(&self, record: &DecodedRecord) {
+        let mut inner = self.inner.lock().expect("resolver lock poisoned");
+        for (envelope, event) in record.events() {
+            if let Some(decision) = decision_from_event(event) {
+                if matches!(decision, Decision::DocumentResolved { .. }) {
+                    inner.handled.insert(envelope.causation_id.clone());
+                    inner.documents += 1;
+                }
+                inner.resolver.apply(&decision);
+            }
+        }
+    }
+
+    /// Runs `f` with the resolver.
+    pub fn with<R>(&self, f: impl FnOnce(&Resolver) -> R) -> R {
+        f(&self.inner.lock().expect("resolver lock poisoned").resolver)
+    }
+
+    /// A summary of the current state.
+    pub fn summary(&self) -> StateSummary {
+        let inner = self.inner.lock().expect("resolver lock poisoned");
+        let mut hasher = Sha256::new();
+        let mut entities = 0;
+        for entity in inner.resolver.entities() {
+            entities += 1;
+            hasher.update(serde_json::to_vec(entity).unwrap_or_default());
+        }
+        let mut events = 0;
+        for event in inner.resolver.events() {
+            events += 1;
+            hasher.update(serde_json::to_vec(event).unwrap_or_default());
+        }
+        StateSummary {
+            entities,
+            events,
+            documents: inner.documents,
+            digest: hex::encode(hasher.finalize()),
+        }
+    }
+
+    /// Appends decisions (grouped per aggregate, one message each) then applies them.
+    /// `key` makes the message ids deterministic for retries.
+    pub async fn commit(&self, key: &str, causation: &str, document_id: &str, decisions: Vec<Decision>) -> Result<(), LogError> {
+        // Group by aggregate, keeping first-appearance order: entities, then events, then the document.
+        let mut groups: Vec<(parley_log::AggregateRef, Vec<Decision>)> = Vec::new();
+        for decision in decisions {
+            let target = aggregate_of(&decision)?;
+            match groups.iter_mut().find(|(a, _)| *a == target) {
+                Some((_, list)) => list.push(decision),
+                None => groups.push((target, vec![decision])),
+            }
+        }
+        let rank = |kind: &str| match kind {
+            k if k == aggregate::ENTITY => 0,
+            k if k == aggregate::TALKS => 1,
+            _ => 2,
+        };
+        groups.sort_by_key(|(a, _)| rank(&a.kind));
+        for (target, group) in &groups {
+            let builder = EnvelopeBuilder::new(target.clone())
+                .caused_by(causation)
+                .correlated_with(causation)
+                .from_document(document_id);
+            let envelopes = group
+                .iter()
+                .enumerate()
+                .map(|(i, d)| builder.envelope(format!("{key}:{}:{i}", target), decision_to_event(d)))
+                .collect();
+            let msg_id = format!("{key}:{target}");
+            let appended = append_events(&*self.log, target.clone(), ExpectedVersion::Any, msg_id, envelopes).await?;
+            if !appended.duplicate {
+                metrics::counter!("parley_events_appended_total", "service" => "resolver").increment(group.len() as u64);
+            }
+        }
+        let mut inner = self.inner.lock().expect("resolver lock poisoned");
+        for (_, group) in &groups {
+            for decision in group {
+                if matches!(decision, Decision::DocumentResolved { .. }) {
+                    inner.handled.insert(causation.to_owned());
+                    inner.documents += 1;
+                }
+                inner.resolver.apply(decision);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends and applies a human decision (merge, split, alias).
+    pub async fn commit_human(&self, decisions: Vec<Decision>) -> Result<(), LogError> {
+        let _guard = self.write.lock().await;
+        let key = format!("human:{}", uuid_like());
+        self.commit(&key, &key, "", decisions).await
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}")
+}
+
+#[async_trait]
+impl RecordHandler for ResolverState {
+    async fn handle(&self, record: &DecodedRecord) -> Result<Handled, HandlerError> {
+        let _guard = self.write.lock().await;
+        let mut handled_any = false;
+        for (envelope, event) in record.events() {
+            let Event::CandidatesExtracted(candidates) = event else { continue };
+            let already = self
+                .inner
+                .lock()
+                .expect("resolver lock poisoned")
+                .handled
+                .contains(&envelope.event_id);
+            if already {
+                continue;
+            }
+            let extraction = convert::extraction_from_pb(candidates);
+            let meta = DocumentMeta {
+                id: candidates.document_id.clone(),
+                name: candidates.document_name.clone(),
+                reference_date: extraction.reference_date,
+            };
+            let resolution = self.with(|r| r.resolve_document(&meta, &extraction));
+            let mut decisions = resolution.decisions;
+            if !decisions.iter().any(|d| matches!(d, Decision::DocumentResolved { .. })) {
+                decisions.push(Decision::DocumentResolved {
+                    document_id: meta.id.clone(),
+                    document_name: meta.name.clone(),
+                    persons: resolution.persons,
+                    event_ids: resolution.events.iter().map(|e| e.event_id.clone()).collect(),
+                });
+            }
+            let key = format!("resolve:{}", envelope.event_id);
+            self.commit(&key, &envelope.event_id, &meta.id, decisions).await?;
+            handled_any = true;
+        }
+        Ok(if handled_any { Handled::Done } else { Handled::Skipped })
+    }
+}
