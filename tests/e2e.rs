@@ -79,7 +79,9 @@ fn is_riyadh_talks(delivery: &SubscribeResponse) -> bool {
         e.r#type() == TalksEventType::TalksHeld
             && codes(&e.parties) == ["UKR", "USA"]
             && e.date.as_ref().is_some_and(|d| d.date == "2025-03-31")
-            && e.venue.as_ref().is_some_and(|v| v.city == "Riyadh" && v.country == "SAU")
+            && e.venue
+                .as_ref()
+                .is_some_and(|v| v.city == "Riyadh" && v.country == "SAU")
     })
 }
 
@@ -92,7 +94,8 @@ fn is_istanbul_plan(delivery: &SubscribeResponse) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn article_flows_through_three_services_and_survives_a_resolver_crash() -> anyhow::Result<()> {
+async fn article_flows_through_three_services_and_survives_a_resolver_crash() -> anyhow::Result<()>
+{
     let nats = NatsServer::start()?;
     let logs = tempfile_dir()?;
     let mut ingest = ServiceProcess::spawn("parley-ingest", &nats.url(), logs.path())?;
@@ -107,16 +110,26 @@ async fn article_flows_through_three_services_and_survives_a_resolver_crash() ->
 
     // An article goes in over gRPC ...
     let mut ingest_client = IngestServiceClient::new(ingest_channel);
-    let receipt = ingest_client.submit_article(submit_request()).await?.into_inner();
+    let receipt = ingest_client
+        .submit_article(submit_request())
+        .await?
+        .into_inner();
     assert!(receipt.errors.is_empty(), "{:?}", receipt.errors);
     assert_eq!(receipt.documents.len(), 1);
     assert!(!receipt.documents[0].duplicate);
     assert!(receipt.documents[0].document_id.starts_with("doc-"));
 
     // ... and its events come out to the subscriber, resolved.
-    let complete = |r: &[SubscribeResponse]| r.iter().any(is_riyadh_talks) && r.iter().any(is_istanbul_plan);
+    let complete =
+        |r: &[SubscribeResponse]| r.iter().any(is_riyadh_talks) && r.iter().any(is_istanbul_plan);
     assert!(
-        receive_until(&mut deliveries, &mut received, Duration::from_secs(30), complete).await,
+        receive_until(
+            &mut deliveries,
+            &mut received,
+            Duration::from_secs(30),
+            complete
+        )
+        .await,
         "expected the Riyadh talks and the Istanbul plan, got {received:#?}\nresolver log:\n{}",
         resolver.log()
     );
@@ -124,7 +137,10 @@ async fn article_flows_through_three_services_and_survives_a_resolver_crash() ->
         assert!(delivery.sequence >= 1);
         let event = delivery.event.as_ref().unwrap();
         assert!(event.event_id.starts_with("evt-"), "{event:?}");
-        assert_eq!(delivery.idempotency_key, format!("{}:v{}", event.event_id, event.version));
+        assert_eq!(
+            delivery.idempotency_key,
+            format!("{}:v{}", event.event_id, event.version)
+        );
     }
     let sybiha = received
         .iter()
@@ -138,30 +154,59 @@ async fn article_flows_through_three_services_and_survives_a_resolver_crash() ->
 
     // The resolver dies without warning and comes back: same state, rebuilt from the log.
     let mut resolver_client = ResolverServiceClient::new(resolver_channel);
-    let before = resolver_client.describe_state(DescribeStateRequest {}).await?.into_inner();
+    let before = resolver_client
+        .describe_state(DescribeStateRequest {})
+        .await?
+        .into_inner();
     assert!(before.event_count >= 2, "{before:?}");
     resolver.kill();
     resolver.restart()?;
     let resolver_channel = resolver.wait_serving(STARTUP).await?;
     let mut resolver_client = ResolverServiceClient::new(resolver_channel);
-    let after = resolver_client.describe_state(DescribeStateRequest {}).await?.into_inner();
+    let after = resolver_client
+        .describe_state(DescribeStateRequest {})
+        .await?
+        .into_inner();
     assert_eq!(before, after, "resolver state after replay differs");
 
     // Re-submitting the same article appends nothing and delivers nothing new.
-    let again = ingest_client.submit_article(submit_request()).await?.into_inner();
+    let again = ingest_client
+        .submit_article(submit_request())
+        .await?
+        .into_inner();
     assert_eq!(again.documents.len(), 1);
     assert!(again.documents[0].duplicate, "{again:?}");
-    assert_eq!(again.documents[0].document_id, receipt.documents[0].document_id);
+    assert_eq!(
+        again.documents[0].document_id,
+        receipt.documents[0].document_id
+    );
     let before_count = received.len();
-    receive_until(&mut deliveries, &mut received, Duration::from_secs(3), |_| false).await;
-    assert_eq!(received.len(), before_count, "duplicates downstream: {:#?}", &received[before_count..]);
+    receive_until(
+        &mut deliveries,
+        &mut received,
+        Duration::from_secs(3),
+        |_| false,
+    )
+    .await;
+    assert_eq!(
+        received.len(),
+        before_count,
+        "duplicates downstream: {:#?}",
+        &received[before_count..]
+    );
     let mut keys: HashMap<&str, usize> = HashMap::new();
     for delivery in &received {
         *keys.entry(&delivery.idempotency_key).or_default() += 1;
     }
-    assert!(keys.values().all(|n| *n == 1), "duplicate deliveries: {keys:?}");
+    assert!(
+        keys.values().all(|n| *n == 1),
+        "duplicate deliveries: {keys:?}"
+    );
 
-    let after_resubmit = resolver_client.describe_state(DescribeStateRequest {}).await?.into_inner();
+    let after_resubmit = resolver_client
+        .describe_state(DescribeStateRequest {})
+        .await?
+        .into_inner();
     assert_eq!(after.event_count, after_resubmit.event_count);
     assert_eq!(after.entity_count, after_resubmit.entity_count);
     Ok(())

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// Folder holding the workspace's built binaries (next to the test executable's `deps/`).
 pub fn binary_dir() -> PathBuf {
@@ -42,11 +42,18 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Spawns `binary` with `PARLEY_NATS_URL` and a free gRPC port; its stderr goes to a file.
-    pub fn spawn(binary_name: &str, nats_url: &str, log_dir: &std::path::Path) -> anyhow::Result<Self> {
+    pub fn spawn(
+        binary_name: &str,
+        nats_url: &str,
+        log_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
         let grpc_port = parley_testkit::free_port()?;
         let env = vec![
             ("PARLEY_NATS_URL".to_owned(), nats_url.to_owned()),
-            ("PARLEY_GRPC_ADDR".to_owned(), format!("127.0.0.1:{grpc_port}")),
+            (
+                "PARLEY_GRPC_ADDR".to_owned(),
+                format!("127.0.0.1:{grpc_port}"),
+            ),
             ("PARLEY_LOG".to_owned(), "info".to_owned()),
             ("PARLEY_SHUTDOWN_GRACE_SECS".to_owned(), "3".to_owned()),
         ];
@@ -113,7 +120,9 @@ impl ServiceProcess {
             if let Ok(channel) = Channel::from_shared(self.url())?.connect().await {
                 let mut health = HealthClient::new(channel.clone());
                 if let Ok(response) = health
-                    .check(HealthCheckRequest { service: String::new() })
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
                     .await
                     && response.into_inner().status == ServingStatus::Serving as i32
                 {
@@ -121,7 +130,11 @@ impl ServiceProcess {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{} not serving after {timeout:?}:\n{}", self.name, self.log());
+                bail!(
+                    "{} not serving after {timeout:?}:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use parley_domain::pb::ingest_service_client::IngestServiceClient;
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
-use parley_domain::pb::{SubmitArticleRequest, SubscribeRequest, SubscribeResponse, UpdateKind, subscribe_request::Start};
+use parley_domain::pb::{
+    SubmitArticleRequest, SubscribeRequest, SubscribeResponse, UpdateKind, subscribe_request::Start,
+};
 use parley_domain::{convert, time};
 use tonic::transport::{Channel, Endpoint};
 
@@ -47,7 +49,11 @@ enum Command {
     /// Print events as JSON Lines as subscribers receive them.
     Subscribe {
         /// gRPC URL of the notify service (or of `parley up`).
-        #[arg(long, env = "PARLEY_NOTIFY_SERVER", default_value = "http://127.0.0.1:50053")]
+        #[arg(
+            long,
+            env = "PARLEY_NOTIFY_SERVER",
+            default_value = "http://127.0.0.1:50053"
+        )]
         server: String,
         /// Filter expression, e.g. `type = ceasefire_* and party = RUS`.
         #[arg(long, default_value = "")]
@@ -65,7 +71,11 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Extract { jsonl: _, kb_dir, files } => extract(files, kb_dir),
+            Command::Extract {
+                jsonl: _,
+                kb_dir,
+                files,
+            } => extract(files, kb_dir),
             Command::Ingest { server, files } => ingest(&server, files).await,
             Command::Subscribe {
                 server,
@@ -97,7 +107,9 @@ fn extract(files: Vec<PathBuf>, kb_dir: Option<PathBuf>) -> anyhow::Result<ExitC
 
 async fn connect(server: &str) -> anyhow::Result<Channel> {
     Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("{server:?} is not a valid server URL (e.g. http://127.0.0.1:50051)"))?
+        .with_context(|| {
+            format!("{server:?} is not a valid server URL (e.g. http://127.0.0.1:50051)")
+        })?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
@@ -145,7 +157,11 @@ async fn ingest(server: &str, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn parse_start(from: &str) -> anyhow::Result<Start> {
@@ -156,9 +172,12 @@ fn parse_start(from: &str) -> anyhow::Result<Start> {
         anyhow::ensure!(sequence >= 1, "--from: log sequences start at 1");
         return Ok(Start::FromSequence(sequence));
     }
-    let time = DateTime::parse_from_rfc3339(from)
-        .with_context(|| format!("--from {from:?}: expected a sequence number, an RFC 3339 time, or `new`"))?;
-    Ok(Start::FromTime(time::to_timestamp(time.with_timezone(&Utc))))
+    let time = DateTime::parse_from_rfc3339(from).with_context(|| {
+        format!("--from {from:?}: expected a sequence number, an RFC 3339 time, or `new`")
+    })?;
+    Ok(Start::FromTime(time::to_timestamp(
+        time.with_timezone(&Utc),
+    )))
 }
 
 /// JSON line for one delivery: the sequence, key and kind, and the event in the evaluation format's vocabulary.

@@ -24,12 +24,25 @@ fn from_snake<T: DeserializeOwned>(name: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
 }
 
-fn to_pb_enum<T: Serialize>(value: &T, prefix: &str, from_str: impl Fn(&str) -> Option<i32>) -> i32 {
-    from_str(&format!("{prefix}{}", snake_name(value).to_ascii_uppercase())).unwrap_or(0)
+fn to_pb_enum<T: Serialize>(
+    value: &T,
+    prefix: &str,
+    from_str: impl Fn(&str) -> Option<i32>,
+) -> i32 {
+    from_str(&format!(
+        "{prefix}{}",
+        snake_name(value).to_ascii_uppercase()
+    ))
+    .unwrap_or(0)
 }
 
 fn from_pb_name<T: DeserializeOwned>(name: &str, prefix: &str) -> Option<T> {
-    from_snake(&name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase())
+    from_snake(
+        &name
+            .strip_prefix(prefix)
+            .unwrap_or(name)
+            .to_ascii_lowercase(),
+    )
 }
 
 fn date_string(date: Option<NaiveDate>) -> String {
@@ -160,7 +173,11 @@ pub fn event_to_pb(e: &m::TalksEvent) -> pb::TalksEvent {
         scope: e
             .scope
             .iter()
-            .map(|s| to_pb_enum(s, "SCOPE_", |n| pb::Scope::from_str_name(n).map(|v| v as i32)))
+            .map(|s| {
+                to_pb_enum(s, "SCOPE_", |n| {
+                    pb::Scope::from_str_name(n).map(|v| v as i32)
+                })
+            })
             .collect(),
         modality: to_pb_enum(&e.modality, "MODALITY_", |n| {
             pb::Modality::from_str_name(n).map(|v| v as i32)
@@ -292,10 +309,27 @@ mod tests {
                 end_date: parse_date("2025-04-17"),
                 expression: "on Tuesday".into(),
             },
-            parties: vec![m::Actor { code: "RUS".into(), mention: "Moscow".into(), entity_id: String::new() }],
-            mediators: vec![m::Actor { code: "USA".into(), mention: "Washington".into(), entity_id: "state-usa".into() }],
-            venue: m::Venue { city: Some("Jeddah".into()), country: Some("SAU".into()), place: None },
-            participants: vec![m::Participant { entity_id: "per-x".into(), name: "X Y".into(), affiliation: Some("RUS".into()), role: None }],
+            parties: vec![m::Actor {
+                code: "RUS".into(),
+                mention: "Moscow".into(),
+                entity_id: String::new(),
+            }],
+            mediators: vec![m::Actor {
+                code: "USA".into(),
+                mention: "Washington".into(),
+                entity_id: "state-usa".into(),
+            }],
+            venue: m::Venue {
+                city: Some("Jeddah".into()),
+                country: Some("SAU".into()),
+                place: None,
+            },
+            participants: vec![m::Participant {
+                entity_id: "per-x".into(),
+                name: "X Y".into(),
+                affiliation: Some("RUS".into()),
+                role: None,
+            }],
             scope: vec![m::Scope::EnergyInfrastructure, m::Scope::Maritime],
             modality: m::Modality::Call,
             evidence: vec![m::Evidence {
@@ -325,13 +359,37 @@ mod tests {
     #[test]
     fn every_enum_value_maps_to_a_specified_protobuf_value() {
         use m::EventType::*;
-        for t in [TalksAnnounced, TalksHeld, CeasefireProposed, CeasefireAgreed, CeasefireViolated, CeasefireEnded, AgreementReached] {
-            assert_ne!(event_type_to_pb(t), pb::TalksEventType::Unspecified, "{t:?}");
+        for t in [
+            TalksAnnounced,
+            TalksHeld,
+            CeasefireProposed,
+            CeasefireAgreed,
+            CeasefireViolated,
+            CeasefireEnded,
+            AgreementReached,
+        ] {
+            assert_ne!(
+                event_type_to_pb(t),
+                pb::TalksEventType::Unspecified,
+                "{t:?}"
+            );
             assert_eq!(event_type_from_pb(event_type_to_pb(t)), Some(t));
         }
         use m::Scope::*;
-        for s in [EnergyInfrastructure, Maritime, Full, Humanitarian, Holiday, Local] {
-            assert_ne!(to_pb_enum(&s, "SCOPE_", |n| pb::Scope::from_str_name(n).map(|v| v as i32)), 0, "{s:?}");
+        for s in [
+            EnergyInfrastructure,
+            Maritime,
+            Full,
+            Humanitarian,
+            Holiday,
+            Local,
+        ] {
+            assert_ne!(
+                to_pb_enum(&s, "SCOPE_", |n| pb::Scope::from_str_name(n)
+                    .map(|v| v as i32)),
+                0,
+                "{s:?}"
+            );
         }
         use m::EventStatus::*;
         for s in [Planned, Ongoing, Held, Cancelled, Postponed, Alleged] {

@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use parley_log::{AggregateRef, AppendRequest, Appended, EventLog, ExpectedVersion, LogError, LogRecord};
+use parley_log::{
+    AggregateRef, AppendRequest, Appended, EventLog, ExpectedVersion, LogError, LogRecord,
+};
 use prost::Message;
 use thiserror::Error;
 
@@ -13,7 +15,9 @@ use crate::{HEADER_EVENT_TYPES, HEADER_SCHEMA_VERSION, SCHEMA_VERSION, time};
 #[derive(Debug, Error)]
 pub enum DecodeError {
     /// The bytes are not an `EventBatch`.
-    #[error("record {sequence} on {aggregate}: payload does not decode as parley.v1.EventBatch: {reason}")]
+    #[error(
+        "record {sequence} on {aggregate}: payload does not decode as parley.v1.EventBatch: {reason}"
+    )]
     Malformed {
         /// Log sequence.
         sequence: u64,
@@ -23,7 +27,9 @@ pub enum DecodeError {
         reason: String,
     },
     /// Written by a newer Parley with a schema this build does not know.
-    #[error("record {sequence} on {aggregate}: schema version {version} is newer than this build's {SCHEMA_VERSION}")]
+    #[error(
+        "record {sequence} on {aggregate}: schema version {version} is newer than this build's {SCHEMA_VERSION}"
+    )]
     NewerSchema {
         /// Log sequence.
         sequence: u64,
@@ -77,18 +83,16 @@ pub fn decode_record(record: &LogRecord) -> Result<DecodedRecord, DecodeError> {
             version,
         });
     }
-    let batch = EventBatch::decode(record.payload.as_ref()).map_err(|e| DecodeError::Malformed {
-        sequence: record.sequence,
-        aggregate: record.aggregate.to_string(),
-        reason: e.to_string(),
-    })?;
+    let batch =
+        EventBatch::decode(record.payload.as_ref()).map_err(|e| DecodeError::Malformed {
+            sequence: record.sequence,
+            aggregate: record.aggregate.to_string(),
+            reason: e.to_string(),
+        })?;
     let mut envelopes = Vec::with_capacity(batch.events.len());
     let mut skipped = Vec::new();
     for envelope in batch.events {
-        let known = envelope
-            .payload
-            .as_ref()
-            .is_some_and(|p| p.event.is_some());
+        let known = envelope.payload.as_ref().is_some_and(|p| p.event.is_some());
         if known {
             envelopes.push(envelope);
         } else {
@@ -265,7 +269,10 @@ mod tests {
         );
         let decoded = decode_record(&record(request.payload.to_vec(), request.headers)).unwrap();
         assert_eq!(decoded.envelopes.len(), 1);
-        assert_eq!(decoded.envelopes[0].event_type, "parley.v1.SubscriptionPaused");
+        assert_eq!(
+            decoded.envelopes[0].event_type,
+            "parley.v1.SubscriptionPaused"
+        );
         assert!(decoded.skipped.is_empty());
     }
 

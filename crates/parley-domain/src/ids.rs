@@ -41,7 +41,14 @@ mod tests {
 
     #[test]
     fn subject_tokens_never_contain_dots_or_wildcards() {
-        for raw in ["per-rustem-umerov", "https://x.org/a.b", "a b", "", "*", ">"] {
+        for raw in [
+            "per-rustem-umerov",
+            "https://x.org/a.b",
+            "a b",
+            "",
+            "*",
+            ">",
+        ] {
             let token = subject_token(raw);
             assert!(!token.is_empty());
             assert!(!token.contains(['.', '*', '>', ' ']), "{token}");

@@ -32,7 +32,11 @@ fn main() {
     let docs: Vec<_> = articles
         .iter()
         .enumerate()
-        .map(|(i, a)| read_documents(&format!("a{i}.txt"), a, None, &Limits::default()).remove(0).unwrap())
+        .map(|(i, a)| {
+            read_documents(&format!("a{i}.txt"), a, None, &Limits::default())
+                .remove(0)
+                .unwrap()
+        })
         .collect();
     let rounds = 10;
     let start = Instant::now();
@@ -44,14 +48,25 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     let n = (rounds * docs.len()) as f64;
-    println!("extract: {:.0} articles/s ({:.1} µs/article, {} events)", n / secs, secs / n * 1e6, events);
+    println!(
+        "extract: {:.0} articles/s ({:.1} µs/article, {} events)",
+        n / secs,
+        secs / n * 1e6,
+        events
+    );
     let start = Instant::now();
     for _ in 0..rounds {
         for (i, a) in articles.iter().enumerate() {
-            let d = read_documents(&format!("a{i}.txt"), a, None, &Limits::default()).remove(0).unwrap();
+            let d = read_documents(&format!("a{i}.txt"), a, None, &Limits::default())
+                .remove(0)
+                .unwrap();
             events += ex.extract(&d).events.len();
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("read+extract: {:.0} articles/s ({:.1} µs/article)", n / secs, secs / n * 1e6);
+    println!(
+        "read+extract: {:.0} articles/s ({:.1} µs/article)",
+        n / secs,
+        secs / n * 1e6
+    );
 }

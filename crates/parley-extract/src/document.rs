@@ -293,7 +293,10 @@ fn read_text(name: &str, raw: &str, warnings: Vec<String>) -> Result<Document, D
     }
     let text = clean_lines(body);
     if text.trim().is_empty() {
-        return Err(DocumentError::new(name, "no text after removing boilerplate"));
+        return Err(DocumentError::new(
+            name,
+            "no text after removing boilerplate",
+        ));
     }
     if reference_date.is_none() {
         warnings.push("no publication date; relative dates are left unresolved".into());
@@ -419,8 +422,21 @@ pub fn normalise_text(text: &str) -> String {
 
 /// Elements whose content is never article text.
 const SKIP_TAGS: &[&str] = &[
-    "script", "style", "noscript", "nav", "footer", "header", "aside", "form", "button", "iframe",
-    "svg", "template", "select", "head", "figure-ad",
+    "script",
+    "style",
+    "noscript",
+    "nav",
+    "footer",
+    "header",
+    "aside",
+    "form",
+    "button",
+    "iframe",
+    "svg",
+    "template",
+    "select",
+    "head",
+    "figure-ad",
 ];
 /// Class or id fragments that mark promos and furniture.
 const SKIP_CLASSES: &[&str] = &[
@@ -465,8 +481,7 @@ static SEL_ARTICLE: LazyLock<Selector> = LazyLock::new(|| {
 });
 static SEL_BODY: LazyLock<Selector> = LazyLock::new(|| Selector::parse("body").unwrap());
 static SEL_META: LazyLock<Selector> = LazyLock::new(|| Selector::parse("meta").unwrap());
-static SEL_TIME: LazyLock<Selector> =
-    LazyLock::new(|| Selector::parse("time[datetime]").unwrap());
+static SEL_TIME: LazyLock<Selector> = LazyLock::new(|| Selector::parse("time[datetime]").unwrap());
 static SEL_TITLE: LazyLock<Selector> = LazyLock::new(|| Selector::parse("title").unwrap());
 static SEL_H1: LazyLock<Selector> = LazyLock::new(|| Selector::parse("h1").unwrap());
 static SEL_CANONICAL: LazyLock<Selector> =
@@ -476,7 +491,10 @@ static SEL_CANONICAL: LazyLock<Selector> =
 fn read_html(name: &str, raw: &str, mut warnings: Vec<String>) -> Result<Document, DocumentError> {
     let html = Html::parse_document(raw);
     if !html.errors.is_empty() && html.errors.len() > 50 {
-        warnings.push(format!("malformed HTML: {} parse errors", html.errors.len()));
+        warnings.push(format!(
+            "malformed HTML: {} parse errors",
+            html.errors.len()
+        ));
     }
     let root = html
         .select(&SEL_ARTICLE)
@@ -488,7 +506,10 @@ fn read_html(name: &str, raw: &str, mut warnings: Vec<String>) -> Result<Documen
     }
     let text = clean_lines(&body);
     if text.trim().is_empty() {
-        return Err(DocumentError::new(name, "no article text found in the HTML page"));
+        return Err(DocumentError::new(
+            name,
+            "no article text found in the HTML page",
+        ));
     }
     let mut published = None;
     let mut title = None;
@@ -502,9 +523,17 @@ fn read_html(name: &str, raw: &str, mut warnings: Vec<String>) -> Result<Documen
             .to_ascii_lowercase();
         let content = el.attr("content").unwrap_or("").trim();
         match key.as_str() {
-            "article:published_time" | "og:published_time" | "datepublished" | "pubdate"
-            | "publishdate" | "date" | "dc.date" | "dc.date.issued" | "parsely-pub-date"
-            | "sailthru.date" | "publication_date"
+            "article:published_time"
+            | "og:published_time"
+            | "datepublished"
+            | "pubdate"
+            | "publishdate"
+            | "date"
+            | "dc.date"
+            | "dc.date.issued"
+            | "parsely-pub-date"
+            | "sailthru.date"
+            | "publication_date"
                 if published.is_none() =>
             {
                 published = parse_datetime(content);
@@ -560,14 +589,10 @@ fn collect_text(el: ElementRef<'_>, out: &mut String) {
                 if SKIP_TAGS.contains(&tag) {
                     continue;
                 }
-                let marks = e
-                    .attr("class")
-                    .into_iter()
-                    .chain(e.attr("id"))
-                    .any(|v| {
-                        let v = v.to_ascii_lowercase();
-                        SKIP_CLASSES.iter().any(|c| v.contains(c))
-                    });
+                let marks = e.attr("class").into_iter().chain(e.attr("id")).any(|v| {
+                    let v = v.to_ascii_lowercase();
+                    SKIP_CLASSES.iter().any(|c| v.contains(c))
+                });
                 if marks {
                     continue;
                 }
@@ -627,7 +652,11 @@ fn read_feed(
     limits: &Limits,
     warnings: Vec<String>,
 ) -> Vec<Result<Document, DocumentError>> {
-    let head: String = raw.chars().take(4096).collect::<String>().to_ascii_uppercase();
+    let head: String = raw
+        .chars()
+        .take(4096)
+        .collect::<String>()
+        .to_ascii_uppercase();
     if head.contains("<!ENTITY") || raw.contains("<!ENTITY") {
         return vec![Err(DocumentError::new(
             name,
@@ -654,7 +683,12 @@ fn read_feed(
     if total == 0 {
         out.push(Err(DocumentError::new(name, "feed has no items")));
     }
-    for (i, entry) in feed.entries.into_iter().take(limits.max_feed_items).enumerate() {
+    for (i, entry) in feed
+        .entries
+        .into_iter()
+        .take(limits.max_feed_items)
+        .enumerate()
+    {
         let link = entry.links.first().map(|l| l.href.clone());
         // feed-rs invents an id (a hash) for RSS items without a guid; the
         // format wants the link then, so only trust ids the feed really has.
@@ -794,10 +828,17 @@ mod tests {
     #[test]
     fn bad_inputs_are_named_errors() {
         let limits = Limits::default();
-        let e = |name: &str, b: &[u8]| read_documents(name, b, None, &limits).remove(0).unwrap_err();
+        let e = |name: &str, b: &[u8]| {
+            read_documents(name, b, None, &limits)
+                .remove(0)
+                .unwrap_err()
+        };
         assert!(e("empty.txt", b"   \n").reason.contains("empty"));
         assert!(e("bin.txt", b"abc\0def").reason.contains("binary"));
-        let err = e("bad.xml", b"<?xml version=\"1.0\"?><rss><channel><item><title>x</ti");
+        let err = e(
+            "bad.xml",
+            b"<?xml version=\"1.0\"?><rss><channel><item><title>x</ti",
+        );
         assert_eq!(err.name, "bad.xml");
         assert!(err.reason.contains("malformed"), "{}", err.reason);
         let xxe = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><rss version="2.0"><channel><item><title>&x;</title></item></channel></rss>"#;
@@ -827,7 +868,9 @@ mod tests {
         raw.extend_from_slice(b" spoke.</p></body></html>");
         let d = one("l.html", &raw).unwrap();
         assert!(d.text.contains("Erdoé spoke."), "{}", d.text);
-        let mut raw = "A long enough plain text sentence about talks in Doha. ".repeat(5).into_bytes();
+        let mut raw = "A long enough plain text sentence about talks in Doha. "
+            .repeat(5)
+            .into_bytes();
         raw.push(0xff);
         let d = one("u.txt", &raw).unwrap();
         assert!(d.warnings.iter().any(|w| w.contains("UTF-8")));
@@ -835,9 +878,12 @@ mod tests {
 
     #[test]
     fn feed_item_limit_reports_the_rest() {
-        let mut raw = String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>W</title>");
+        let mut raw =
+            String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>W</title>");
         for i in 0..30 {
-            raw.push_str(&format!("<item><title>T{i}</title><guid>id-{i}</guid><description>x</description></item>"));
+            raw.push_str(&format!(
+                "<item><title>T{i}</title><guid>id-{i}</guid><description>x</description></item>"
+            ));
         }
         raw.push_str("</channel></rss>");
         let limits = Limits {
@@ -846,6 +892,13 @@ mod tests {
         };
         let docs = read_documents("f.xml", raw.as_bytes(), None, &limits);
         assert_eq!(docs.iter().filter(|d| d.is_ok()).count(), 10);
-        assert!(docs.last().unwrap().as_ref().unwrap_err().reason.contains("30 items"));
+        assert!(
+            docs.last()
+                .unwrap()
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("30 items")
+        );
     }
 }

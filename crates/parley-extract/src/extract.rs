@@ -29,7 +29,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 /// Version string stored with every extraction.
-pub const EXTRACTOR_VERSION: &str = concat!("parley-extract/", env!("CARGO_PKG_VERSION"), "+rules1");
+pub const EXTRACTOR_VERSION: &str =
+    concat!("parley-extract/", env!("CARGO_PKG_VERSION"), "+rules1");
 
 /// Reads events and person mentions from documents; build once and share.
 pub struct Extractor {
@@ -208,47 +209,313 @@ re!(
 
 /// Words before a trigger that cancel it.
 const NEGATIONS: &[&str] = &[
-    "no", "not", "never", "n't", "neither", "nor", "without", "rejected", "rejects", "reject", "rejecting",
-    "refused", "refuses", "denied", "denies", "ruled", "dismissed", "stopped short", "short of", "instead of",
-    "rather than", "cancelled", "canceled", "postponed",
+    "no",
+    "not",
+    "never",
+    "n't",
+    "neither",
+    "nor",
+    "without",
+    "rejected",
+    "rejects",
+    "reject",
+    "rejecting",
+    "refused",
+    "refuses",
+    "denied",
+    "denies",
+    "ruled",
+    "dismissed",
+    "stopped short",
+    "short of",
+    "instead of",
+    "rather than",
+    "cancelled",
+    "canceled",
+    "postponed",
 ];
 /// Clause words that make a trigger hypothetical.
 const HYPOTHETICALS: &[&str] = &[
-    "if", "unless", "whether", "could", "might", "hope", "hopes", "hoped", "hoping", "want", "wants",
-    "wanted", "wish", "wished", "potential", "possible", "possibly", "any", "would require", "would need",
-    "once", "in case", "should", "condition", "conditions", "prospect", "prospects", "chance", "chances",
-    "idea of", "dream", "imagine", "consider", "considering", "considered",
+    "if",
+    "unless",
+    "whether",
+    "could",
+    "might",
+    "hope",
+    "hopes",
+    "hoped",
+    "hoping",
+    "want",
+    "wants",
+    "wanted",
+    "wish",
+    "wished",
+    "potential",
+    "possible",
+    "possibly",
+    "any",
+    "would require",
+    "would need",
+    "once",
+    "in case",
+    "should",
+    "condition",
+    "conditions",
+    "prospect",
+    "prospects",
+    "chance",
+    "chances",
+    "idea of",
+    "dream",
+    "imagine",
+    "consider",
+    "considering",
+    "considered",
 ];
 /// Cues that put talks in the future.
 const FUTURE_CUES: &[&str] = &[
-    "will", "would", "'ll", "plan", "plans", "planned", "planning", "set to", "expected", "scheduled",
-    "due to", "to hold", "to meet", "is to", "are to", "proposed", "propose", "proposes", "proposing",
-    "offered", "offer", "offers", "invited", "invite", "invites", "ready to", "going to", "intends",
-    "intend", "next", "upcoming", "announced", "announce", "prepare", "preparing",
-    "to travel", "to visit", "seeks", "seeking", "called for", "calls for", "urged", "arrange", "arranging",
-    "to resume", "resume", "await", "awaiting", "starting", "beginning", "from next",
+    "will",
+    "would",
+    "'ll",
+    "plan",
+    "plans",
+    "planned",
+    "planning",
+    "set to",
+    "expected",
+    "scheduled",
+    "due to",
+    "to hold",
+    "to meet",
+    "is to",
+    "are to",
+    "proposed",
+    "propose",
+    "proposes",
+    "proposing",
+    "offered",
+    "offer",
+    "offers",
+    "invited",
+    "invite",
+    "invites",
+    "ready to",
+    "going to",
+    "intends",
+    "intend",
+    "next",
+    "upcoming",
+    "announced",
+    "announce",
+    "prepare",
+    "preparing",
+    "to travel",
+    "to visit",
+    "seeks",
+    "seeking",
+    "called for",
+    "calls for",
+    "urged",
+    "arrange",
+    "arranging",
+    "to resume",
+    "resume",
+    "await",
+    "awaiting",
+    "starting",
+    "beginning",
+    "from next",
 ];
 /// Cues that put talks in the past or present.
 const PAST_CUES: &[&str] = &[
-    "met", "held", "after", "during", "spoke", "talked", "took place", "concluded", "ended", "hosted",
-    "attended", "attend", "attends", "took part", "had", "was", "were", "began", "started", "wrapped",
-    "following", "sat", "discussed", "is meeting", "are meeting", "are holding", "is holding", "under way",
-    "underway", "ongoing", "continue", "continued", "continuing",
+    "met",
+    "held",
+    "after",
+    "during",
+    "spoke",
+    "talked",
+    "took place",
+    "concluded",
+    "ended",
+    "hosted",
+    "attended",
+    "attend",
+    "attends",
+    "took part",
+    "had",
+    "was",
+    "were",
+    "began",
+    "started",
+    "wrapped",
+    "following",
+    "sat",
+    "discussed",
+    "is meeting",
+    "are meeting",
+    "are holding",
+    "is holding",
+    "under way",
+    "underway",
+    "ongoing",
+    "continue",
+    "continued",
+    "continuing",
 ];
 /// Cues of a ceasefire merely proposed or demanded.
 const PROPOSE_CUES: &[&str] = &[
-    "propos", "offer", "call for", "calls for", "called for", "calling for", "demand", "urge", "urging",
-    "push for", "pushed for", "pushing for", "ready to", "back", "accept", "suggest", "plan for", "seek",
-    "sought", "appeal", "support", "push", "insist", "want",
+    "propos",
+    "offer",
+    "call for",
+    "calls for",
+    "called for",
+    "calling for",
+    "demand",
+    "urge",
+    "urging",
+    "push for",
+    "pushed for",
+    "pushing for",
+    "ready to",
+    "back",
+    "accept",
+    "suggest",
+    "plan for",
+    "seek",
+    "sought",
+    "appeal",
+    "support",
+    "push",
+    "insist",
+    "want",
 ];
 /// Cues of a ceasefire agreed, declared or in force.
 const AGREE_CUES: &[&str] = &[
-    "agreed", "agree", "agrees", "took effect", "take effect", "takes effect", "came into force",
-    "come into force", "comes into force", "took hold", "takes hold", "in effect", "in force", "signed",
-    "declared", "declare", "declares", "announced", "announces", "announce", "ordered", "orders", "order",
-    "brokered", "reached", "struck", "implemented", "observed", "began", "begins", "started", "holding",
-    "held", "unilateral", "extended", "extends", "agreement",
+    "agreed",
+    "agree",
+    "agrees",
+    "took effect",
+    "take effect",
+    "takes effect",
+    "came into force",
+    "come into force",
+    "comes into force",
+    "took hold",
+    "takes hold",
+    "in effect",
+    "in force",
+    "signed",
+    "declared",
+    "declare",
+    "declares",
+    "announced",
+    "announces",
+    "announce",
+    "ordered",
+    "orders",
+    "order",
+    "brokered",
+    "reached",
+    "struck",
+    "implemented",
+    "observed",
+    "began",
+    "begins",
+    "started",
+    "holding",
+    "held",
+    "unilateral",
+    "extended",
+    "extends",
+    "agreement",
 ];
+
+/// A compiled list of cue words (one Aho-Corasick automaton), matched as
+/// whole words, ASCII case-insensitively.
+struct Cues {
+    ac: aho_corasick::AhoCorasick,
+}
+
+impl Cues {
+    fn new(words: &[&str]) -> Cues {
+        Cues {
+            ac: aho_corasick::AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .build(words)
+                .expect("cue words compile"),
+        }
+    }
+
+    /// Whole-word matches as (start, end).
+    fn matches<'a>(&'a self, hay: &'a str, whole_end: bool) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let b = hay.as_bytes();
+        self.ac.find_iter(hay).map(|m| (m.start(), m.end())).filter(move |&(s, e)| {
+            let before = s == 0 || !b[s - 1].is_ascii_alphanumeric();
+            let after = !whole_end || e >= b.len() || !b[e].is_ascii_alphanumeric();
+            before && after
+        })
+    }
+
+    /// Any cue at the start of a word (stems).
+    fn any_prefix(&self, hay: &str) -> bool {
+        self.matches(hay, false).next().is_some()
+    }
+
+    /// Any cue as a whole word.
+    fn any(&self, hay: &str) -> bool {
+        self.matches(hay, true).next().is_some()
+    }
+
+    /// Distance from the end of `hay` to the nearest cue start (cues may be word prefixes).
+    fn nearest(&self, hay: &str) -> Option<usize> {
+        self.matches(hay, false).map(|(s, _)| hay.len() - s).min()
+    }
+}
+
+macro_rules! cues {
+    ($name:ident, $list:expr) => {
+        static $name: LazyLock<Cues> = LazyLock::new(|| Cues::new($list));
+    };
+}
+
+static HYPO_CUES: LazyLock<Cues> = LazyLock::new(|| {
+    let words: Vec<&str> = HYPOTHETICALS
+        .iter()
+        .copied()
+        .filter(|h| !matches!(*h, "any" | "potential" | "possible"))
+        .collect();
+    Cues::new(&words)
+});
+cues!(FUTURE_SET, FUTURE_CUES);
+cues!(PAST_SET, PAST_CUES);
+cues!(PROPOSE_SET, PROPOSE_CUES);
+cues!(
+    TRIGGER_STEMS,
+    &[
+        "talk", "negotiat", "meet", "met", "summit", "consult", "call", "spoke", "speak", "discuss", "sat down",
+        "cease", "truce", "armistice", "hostilities", "moratorium", "halt", "stop", "pause", "suspend", "agree",
+        "deal", "accord", "treat", "memorand", "framework", "declaration", "swap", "exchange", "violat",
+        "breach", "broke", "accus", "collaps", "expir", "end", "called off", "scrap", "abandon", "terminat",
+        "withdr", "pulled out", "resum", "round", "peace plan",
+    ]
+);
+cues!(AGREE_SET, AGREE_CUES);
+cues!(
+    BREAK_SET,
+    &[
+        ", who ", ", which ", ", while ", " but ", "; ", ", after ", " after ", " while ", " whereas ",
+        ", as ", ", when ", ", although ", ", saying ", ", adding ", ", according ", " so that ",
+        " before ", ", where ", ": ", " - ", ", and ",
+    ]
+);
+
+fn word_set(words: &'static [&'static str]) -> HashSet<&'static str> {
+    words.iter().copied().collect()
+}
+static TITLES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| word_set(TITLE_WORDS));
+static FUNCTIONS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| word_set(FUNCTION_WORDS));
+static NON_NAMES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| word_set(NON_NAME_WORDS));
 
 impl Extractor {
     /// Compiles the knowledge base into the extractor's dictionaries.
@@ -337,7 +604,11 @@ impl Extractor {
         text: &str,
         hits: &[crate::lexicon::Hit],
         dateline: Option<&Dateline>,
-    ) -> (Vec<ActorMention>, Vec<CityMention>, Vec<(usize, usize, String)>) {
+    ) -> (
+        Vec<ActorMention>,
+        Vec<CityMention>,
+        Vec<(usize, usize, String)>,
+    ) {
         let mut actors = Vec::new();
         let mut cities = Vec::new();
         let mut people = Vec::new();
@@ -350,7 +621,9 @@ impl Extractor {
                 // A person's full name wins over a state or city of the same spelling
                 // only when it has two words or is an alias like "Zelenskyy".
                 let multiword = text[h.start..h.end].contains(' ');
-                let only_person = entries.iter().all(|e| matches!(e.target, Target::Person(_)));
+                let only_person = entries
+                    .iter()
+                    .all(|e| matches!(e.target, Target::Person(_)));
                 if multiword || only_person {
                     people.push((h.start, h.end, person));
                     continue;
@@ -379,7 +652,10 @@ impl Extractor {
                 _ => None,
             });
             let Some((code, via)) = actor else { continue };
-            if entries.iter().any(|e| matches!(e.target, Target::Org { media: true, .. })) {
+            if entries
+                .iter()
+                .any(|e| matches!(e.target, Target::Org { media: true, .. }))
+            {
                 continue;
             }
             let place = in_dateline
@@ -402,7 +678,10 @@ impl Extractor {
         }
         // "Jeddah, Saudi Arabia": a state right after a city is its address.
         for a in actors.iter_mut() {
-            if let Some(c) = cities.iter().find(|c| c.start < a.start && a.start - c.start < 40) {
+            if let Some(c) = cities
+                .iter()
+                .find(|c| c.start < a.start && a.start - c.start < 40)
+            {
                 let between = &text[c.start..a.start];
                 if between.trim_end().ends_with(',') && !between.contains(['.', ';']) {
                     let gap = between.rsplit(',').next().unwrap_or("");
@@ -426,7 +705,8 @@ impl Extractor {
         actors: &[ActorMention],
     ) -> Vec<Person> {
         let mut out: Vec<Person> = Vec::new();
-        let covered = |s: usize, e: usize, out: &Vec<Person>| out.iter().any(|p| s < p.end && p.start < e);
+        let covered =
+            |s: usize, e: usize, out: &Vec<Person>| out.iter().any(|p| s < p.end && p.start < e);
         for (s, e, id) in kb_people {
             let (role, aff) = title_before(text, *s, actors, &self.lex);
             let country = self.lex.people.get(id).and_then(|p| p.1.clone());
@@ -441,18 +721,24 @@ impl Extractor {
             });
         }
         // Spans taken by places, states and organisations.
-        let blocked: Vec<(usize, usize)> = hits
+        let mut mask = vec![false; text.len() + 1];
+        for h in hits.iter().filter(|h| {
+            !self.lex.entries[h.pattern]
+                .iter()
+                .any(|e| matches!(e.target, Target::Person(_)))
+        }) {
+            mask[h.start..h.end].iter_mut().for_each(|m| *m = true);
+        }
+        let is_blocked_span = |s: usize, e: usize| mask[s..e.max(s)].iter().any(|&m| m);
+        let title_case: Vec<bool> = sentences
             .iter()
-            .filter(|h| {
-                !self.lex.entries[h.pattern]
-                    .iter()
-                    .any(|e| matches!(e.target, Target::Person(_)))
-            })
-            .map(|h| (h.start, h.end))
+            .map(|s| is_title_case(&text[s.start..s.end]))
             .collect();
-        let title_case: Vec<bool> = sentences.iter().map(|s| is_title_case(&text[s.start..s.end])).collect();
-        for run in capital_runs(text) {
-            let sentence_idx = sentences.iter().position(|s| run.start >= s.start && run.start < s.end);
+        let runs = capital_runs(text);
+        for run in &runs {
+            let sentence_idx = sentences
+                .iter()
+                .position(|s| run.start >= s.start && run.start < s.end);
             let title_case_line = sentence_idx.is_some_and(|i| title_case[i]);
             let tokens = &run.tokens;
             // Strip leading titles, demonyms and function words.
@@ -460,9 +746,9 @@ impl Extractor {
             while first < tokens.len() {
                 let (ts, te) = tokens[first];
                 let word = text[ts..te].trim_end_matches('.').to_ascii_lowercase();
-                let is_blocked = blocked.iter().any(|&(bs, be)| ts < be && bs < te);
-                if TITLE_WORDS.contains(&word.as_str())
-                    || FUNCTION_WORDS.contains(&word.as_str())
+                let is_blocked = is_blocked_span(ts, te);
+                if TITLES.contains(word.as_str())
+                    || FUNCTIONS.contains(word.as_str())
                     || is_blocked
                     || word.len() < 2
                 {
@@ -475,7 +761,7 @@ impl Extractor {
             // Cut at the first blocked or non-name word after the start.
             for (i, &(ts, te)) in tokens.iter().enumerate().skip(first) {
                 let word = text[ts..te].to_ascii_lowercase();
-                let is_blocked = blocked.iter().any(|&(bs, be)| ts < be && bs < te);
+                let is_blocked = is_blocked_span(ts, te);
                 if is_blocked || is_month_or_day(&word) {
                     last = i;
                     break;
@@ -497,7 +783,10 @@ impl Extractor {
             if capitals < 2 || capitals > 5 || title_case_line {
                 continue;
             }
-            if words.iter().any(|w| NON_NAME_WORDS.contains(&w.trim_end_matches("'s"))) {
+            if words
+                .iter()
+                .any(|w| NON_NAMES.contains(w.trim_end_matches("'s")))
+            {
                 continue;
             }
             if words.iter().any(|w| w.chars().any(|c| c.is_ascii_digit())) {
@@ -537,7 +826,7 @@ impl Extractor {
         // Surnames of people named in full earlier (or known people).
         out.sort_by_key(|p| p.start);
         let mut extra = Vec::new();
-        for run in capital_runs(text) {
+        for run in &runs {
             for &(ts, te) in &run.tokens {
                 let mut word = &text[ts..te];
                 let mut end = te;
@@ -556,7 +845,8 @@ impl Extractor {
                     continue;
                 }
                 let lower = word.to_ascii_lowercase();
-                if FUNCTION_WORDS.contains(&lower.as_str()) || TITLE_WORDS.contains(&lower.as_str()) {
+                if FUNCTIONS.contains(lower.as_str()) || TITLES.contains(lower.as_str())
+                {
                     continue;
                 }
                 // An earlier full name in this document ending with this word.
@@ -573,7 +863,7 @@ impl Extractor {
                 let (kb_id, affiliation) = if let Some(p) = earlier {
                     (p.kb_id.clone(), p.affiliation.clone())
                 } else if let Some(ids) = self.lex.surnames.get(&lower) {
-                    if ids.len() != 1 || blocked.iter().any(|&(bs, be)| ts < be && bs < end) {
+                    if ids.len() != 1 || is_blocked_span(ts, end) {
                         continue;
                     }
                     let id = ids[0].clone();
@@ -621,6 +911,9 @@ impl Extractor {
         let (ss, se) = (sentence.start, sentence.end);
         let sent = &text[ss..se];
         let lower = sent.to_ascii_lowercase();
+        if !TRIGGER_STEMS.any_prefix(sent) {
+            return;
+        }
         let mut triggers = find_triggers(sent, ss, has_ceasefire);
         if triggers.is_empty() {
             return;
@@ -629,7 +922,9 @@ impl Extractor {
         // ("If Russia truly wants peace, it must cease fire") are not events.
         let opens_conditional = {
             let l = lower.trim_start_matches(['"', '\'', ' ']);
-            ["if ", "unless ", "should ", "were "].iter().any(|w| l.starts_with(w))
+            ["if ", "unless ", "should ", "were "]
+                .iter()
+                .any(|w| l.starts_with(w))
         };
         if opens_conditional || BACKGROUND_RE.is_match(sent) {
             return;
@@ -644,7 +939,14 @@ impl Extractor {
             let clause = text[cs..ce].to_ascii_lowercase();
             let original_clause = &text[cs..ce];
             if std::env::var_os("PARLEY_DEBUG").is_some() {
-                eprintln!("  cand {:?} {:?} neg={} hyp={} topic={}", t.kind, &text[t.start..t.end], negated(&before, t.kind), hypothetical(&before, &clause, t), t.kind == TriggerKind::Ceasefire && is_topic(text, ss, t.start));
+                eprintln!(
+                    "  cand {:?} {:?} neg={} hyp={} topic={}",
+                    t.kind,
+                    &text[t.start..t.end],
+                    negated(&before, t.kind),
+                    hypothetical(&before, &clause, t),
+                    t.kind == TriggerKind::Ceasefire && is_topic(text, ss, t.start)
+                );
             }
             !(negated(&before, t.kind)
                 || hypothetical(&before, &clause, t)
@@ -673,10 +975,22 @@ impl Extractor {
         if std::env::var_os("PARLEY_DEBUG").is_some() {
             eprintln!("S: {sent}");
             for t in &triggers {
-                eprintln!("  T {:?} {:?} anaph={}", t.kind, &text[t.start..t.end], t.anaphoric);
+                eprintln!(
+                    "  T {:?} {:?} anaph={}",
+                    t.kind,
+                    &text[t.start..t.end],
+                    t.anaphoric
+                );
             }
             for a in actors.iter().filter(|a| a.start >= ss && a.end <= se) {
-                eprintln!("  A {} {:?} place={} target={} med={}", a.code, &text[a.start..a.end], a.place, a.target, a.mediator);
+                eprintln!(
+                    "  A {} {:?} place={} target={} med={}",
+                    a.code,
+                    &text[a.start..a.end],
+                    a.place,
+                    a.target,
+                    a.mediator
+                );
             }
         }
         // Who reports the news is not a side of it (", the Turkish ministry said").
@@ -688,7 +1002,11 @@ impl Extractor {
         let sent_actors: Vec<&ActorMention> = actors
             .iter()
             .filter(|a| a.start >= ss && a.end <= se && !a.place && !a.target)
-            .filter(|a| !speaker_spans.iter().any(|&(s, e)| a.start >= s && a.end <= e && s > triggers[0].end))
+            .filter(|a| {
+                !speaker_spans
+                    .iter()
+                    .any(|&(s, e)| a.start >= s && a.end <= e && s > triggers[0].end)
+            })
             .collect();
         let dates = find_dates(sent, doc.reference_date);
         let first_trigger = triggers[0].start;
@@ -713,13 +1031,15 @@ impl Extractor {
                         return false;
                     }
                     let d = dist(a.start, t);
-                    triggers
-                        .iter()
-                        .enumerate()
-                        .all(|(oj, o)| oj == ti || d <= dist(a.start, o) || o.kind != TriggerKind::Talks && t.kind == TriggerKind::Agreement)
+                    triggers.iter().enumerate().all(|(oj, o)| {
+                        oj == ti
+                            || d <= dist(a.start, o)
+                            || o.kind != TriggerKind::Talks && t.kind == TriggerKind::Agreement
+                    })
                 })
                 .collect();
-            let before = text[ss.max(clause_bounds(text, ss, se, t.start, t.end).0)..t.start].to_ascii_lowercase();
+            let before = text[ss.max(clause_bounds(text, ss, se, t.start, t.end).0)..t.start]
+                .to_ascii_lowercase();
             let window_after = &text[t.end..(t.end + 40).min(se)];
             let tense = tense_of(&before, &text[t.start..t.end], &lower);
             let date = pick_date(&dates, ss, t, sent, tense, doc.reference_date);
@@ -737,7 +1057,11 @@ impl Extractor {
                     } else {
                         tense
                     };
-                    (m.resolve(doc.reference_date, date_tense, None), offset, *declared)
+                    (
+                        m.resolve(doc.reference_date, date_tense, None),
+                        offset,
+                        *declared,
+                    )
                 }
                 None => (EventDate::default(), None, false),
             };
@@ -747,7 +1071,9 @@ impl Extractor {
             let attribution = attribution(text, ss, se, persons, actors);
             let participants: Vec<&Person> = persons
                 .iter()
-                .filter(|p| p.start >= ss && p.end <= se && (p.start < t.start || p.start < region_end))
+                .filter(|p| {
+                    p.start >= ss && p.end <= se && (p.start < t.start || p.start < region_end)
+                })
                 .collect();
             let (etype, status, unilateral) = match t.kind {
                 TriggerKind::Talks => {
@@ -756,9 +1082,17 @@ impl Extractor {
                             .date
                             .zip(doc.reference_date)
                             .is_some_and(|(d, r)| d > r);
-                    let ongoing = ["is meeting", "are meeting", "are holding", "is holding", "under way", "underway", "ongoing"]
-                        .iter()
-                        .any(|c| lower.contains(c));
+                    let ongoing = [
+                        "is meeting",
+                        "are meeting",
+                        "are holding",
+                        "is holding",
+                        "under way",
+                        "underway",
+                        "ongoing",
+                    ]
+                    .iter()
+                    .any(|c| lower.contains(c));
                     if future {
                         let status = if lower.contains("postpon") || lower.contains("delayed") {
                             EventStatus::Postponed
@@ -777,8 +1111,8 @@ impl Extractor {
                 TriggerKind::Ceasefire => {
                     let near_before = tail(&before, 80);
                     let near_after = window_after.to_ascii_lowercase();
-                    let propose = nearest_cue(&near_before, PROPOSE_CUES);
-                    let agree = nearest_cue(&near_before, AGREE_CUES);
+                    let propose = nearest_cue(&near_before, &PROPOSE_SET);
+                    let agree = nearest_cue(&near_before, &AGREE_SET);
                     let agree_after = AGREE_CUES
                         .iter()
                         .filter(|c| c.len() > 4)
@@ -791,9 +1125,16 @@ impl Extractor {
                     let unilateral = !proposed
                         && (t.unilateral_verb
                             || lower.contains("unilateral")
-                            || ["ordered", "declared", "announced", "announces", "declares", "orders"]
-                                .iter()
-                                .any(|c| near_before.contains(c)));
+                            || [
+                                "ordered",
+                                "declared",
+                                "announced",
+                                "announces",
+                                "declares",
+                                "orders",
+                            ]
+                            .iter()
+                            .any(|c| near_before.contains(c)));
                     if proposed {
                         (EventType::CeasefireProposed, EventStatus::Planned, false)
                     } else {
@@ -805,7 +1146,11 @@ impl Extractor {
                     let alleged = ["accus", "alleg", "claim", "said", "according"]
                         .iter()
                         .any(|c| lower.contains(c));
-                    let status = if alleged { EventStatus::Alleged } else { EventStatus::Held };
+                    let status = if alleged {
+                        EventStatus::Alleged
+                    } else {
+                        EventStatus::Held
+                    };
                     (EventType::CeasefireViolated, status, false)
                 }
                 TriggerKind::Ended => (EventType::CeasefireEnded, EventStatus::Held, false),
@@ -823,7 +1168,10 @@ impl Extractor {
                     });
                 }
             };
-            let is_ceasefire = matches!(t.kind, TriggerKind::Ceasefire | TriggerKind::Violation | TriggerKind::Ended);
+            let is_ceasefire = matches!(
+                t.kind,
+                TriggerKind::Ceasefire | TriggerKind::Violation | TriggerKind::Ended
+            );
             for a in &mine {
                 if a.mediator {
                     push(&mut mediators, a);
@@ -855,11 +1203,21 @@ impl Extractor {
                     let code = first.code.clone();
                     parties.retain(|p| p.code == code);
                 }
-            } else if matches!(etype, EventType::CeasefireProposed | EventType::CeasefireAgreed | EventType::CeasefireViolated)
-                && parties.len() == 1
+            } else if matches!(
+                etype,
+                EventType::CeasefireProposed
+                    | EventType::CeasefireAgreed
+                    | EventType::CeasefireViolated
+            ) && parties.len() == 1
                 && let Some((x, y)) = dyad
             {
-                let other = if parties[0].code == x { Some(y) } else if parties[0].code == y { Some(x) } else { None };
+                let other = if parties[0].code == x {
+                    Some(y)
+                } else if parties[0].code == y {
+                    Some(x)
+                } else {
+                    None
+                };
                 if let Some(other) = other {
                     parties.push(Actor {
                         code: other.to_owned(),
@@ -875,7 +1233,10 @@ impl Extractor {
                 _ => !parties.is_empty(),
             };
             let anaphoric = t.anaphoric || !enough;
-            if !enough && !(t.kind == TriggerKind::Talks && (t.anaphoric || !mediators.is_empty() || !participants.is_empty())) {
+            if !enough
+                && !(t.kind == TriggerKind::Talks
+                    && (t.anaphoric || !mediators.is_empty() || !participants.is_empty()))
+            {
                 continue;
             }
             let venue = venue_city
@@ -906,8 +1267,16 @@ impl Extractor {
                         role: p.role.clone(),
                     })
                     .collect(),
-                scope: if is_ceasefire || t.kind == TriggerKind::Talks { scope.clone() } else { Vec::new() },
-                modality: if t.kind == TriggerKind::Talks { modality } else { Modality::Unspecified },
+                scope: if is_ceasefire || t.kind == TriggerKind::Talks {
+                    scope.clone()
+                } else {
+                    Vec::new()
+                },
+                modality: if t.kind == TriggerKind::Talks {
+                    modality
+                } else {
+                    Modality::Unspecified
+                },
                 evidence: vec![Evidence {
                     document_id: doc.id(),
                     document_name: doc.name.clone(),
@@ -947,7 +1316,11 @@ impl Extractor {
                 for other in parties.iter().skip(1) {
                     let mut e = event.clone();
                     e.parties = vec![host.clone(), other.clone()];
-                    e.modality = if e.modality == Modality::Unspecified { Modality::Shuttle } else { e.modality };
+                    e.modality = if e.modality == Modality::Unspecified {
+                        Modality::Shuttle
+                    } else {
+                        e.modality
+                    };
                     drafts.push(Draft {
                         event: e,
                         pos: t.start,
@@ -971,7 +1344,11 @@ impl Extractor {
 }
 
 fn dist(pos: usize, t: &Trigger) -> usize {
-    if pos < t.start { t.start - pos } else { pos.saturating_sub(t.end) }
+    if pos < t.start {
+        t.start - pos
+    } else {
+        pos.saturating_sub(t.end)
+    }
 }
 
 fn tail(s: &str, n: usize) -> String {
@@ -984,7 +1361,10 @@ fn tail(s: &str, n: usize) -> String {
 }
 
 fn char_slice(s: &str, start: u32, end: u32) -> String {
-    s.chars().skip(start as usize).take((end - start) as usize).collect()
+    s.chars()
+        .skip(start as usize)
+        .take((end - start) as usize)
+        .collect()
 }
 
 fn char_text(doc: &Document, folded: &Folded, start: usize, end: usize) -> String {
@@ -993,19 +1373,8 @@ fn char_text(doc: &Document, folded: &Folded, start: usize, end: usize) -> Strin
 }
 
 /// Distance from the end of `before` to the nearest cue in it, if any.
-fn nearest_cue(before: &str, cues: &[&str]) -> Option<usize> {
-    cues.iter()
-        .filter_map(|c| {
-            let mut best = None;
-            for (i, _) in before.match_indices(c) {
-                let ok_start = i == 0 || !before.as_bytes()[i - 1].is_ascii_alphanumeric();
-                if ok_start {
-                    best = Some(before.len() - i);
-                }
-            }
-            best
-        })
-        .min()
+fn nearest_cue(before: &str, cues: &Cues) -> Option<usize> {
+    cues.nearest(before)
 }
 
 /// Contains `word` as a whole word (or phrase).
@@ -1024,11 +1393,15 @@ fn negated(before: &str, kind: TriggerKind) -> bool {
     let window = words[words.len().saturating_sub(5)..].join(" ");
     let window = window.replace("n't", " n't");
     NEGATIONS.iter().any(|n| {
-        if (*n == "rejected" || *n == "rejects" || *n == "reject" || *n == "rejecting") && kind != TriggerKind::Ceasefire {
+        if (*n == "rejected" || *n == "rejects" || *n == "reject" || *n == "rejecting")
+            && kind != TriggerKind::Ceasefire
+        {
             return false;
         }
         // Rejecting a proposal is still a proposal.
-        if n.starts_with("reject") && (window.contains("propos") || window.contains("offer") || window.contains("plan")) {
+        if n.starts_with("reject")
+            && (window.contains("propos") || window.contains("offer") || window.contains("plan"))
+        {
             return false;
         }
         has_word(&window, n)
@@ -1043,10 +1416,7 @@ fn hypothetical(before: &str, clause: &str, t: &Trigger) -> bool {
         return true;
     }
     let _ = t;
-    HYPOTHETICALS
-        .iter()
-        .filter(|h| !matches!(**h, "any" | "potential" | "possible"))
-        .any(|h| has_word(clause, h))
+    HYPO_CUES.any(clause)
 }
 
 /// A ceasefire that is the subject of talks ("talks on the partial ceasefire").
@@ -1058,39 +1428,68 @@ fn is_topic(text: &str, sentence_start: usize, trigger_start: usize) -> bool {
     };
     let gap = &lower[talk.end()..];
     gap.len() < 120
-        && ["on ", "about ", "discuss", "over ", "details of", "to protect"].iter().any(|c| gap.contains(c))
+        && [
+            "on ",
+            "about ",
+            "discuss",
+            "over ",
+            "details of",
+            "to protect",
+        ]
+        .iter()
+        .any(|c| gap.contains(c))
 }
 
 /// The clause a trigger belongs to: from the last clause break before it to
 /// the first after it.
 fn clause_bounds(text: &str, ss: usize, se: usize, ts: usize, te: usize) -> (usize, usize) {
     const BREAKS: &[&str] = &[
-        ", who ", ", which ", ", while ", " but ", "; ", ", after ", " after ", " while ", " whereas ",
-        ", as ", ", when ", ", although ", ", saying ", ", adding ", ", according ", " so that ",
-        " before ", ", where ", ": ", " - ", ", and ",
+        ", who ",
+        ", which ",
+        ", while ",
+        " but ",
+        "; ",
+        ", after ",
+        " after ",
+        " while ",
+        " whereas ",
+        ", as ",
+        ", when ",
+        ", although ",
+        ", saying ",
+        ", adding ",
+        ", according ",
+        " so that ",
+        " before ",
+        ", where ",
+        ": ",
+        " - ",
+        ", and ",
     ];
-    let before = &text[ss..ts];
-    let lower_before = before.to_ascii_lowercase();
-    let mut start = ss;
-    for b in BREAKS {
-        if let Some(i) = lower_before.rfind(b) {
-            start = start.max(ss + i + b.len());
-        }
-    }
-    let after = text[te..se].to_ascii_lowercase();
-    let mut end = se;
-    for b in BREAKS {
-        if let Some(i) = after.find(b) {
-            end = end.min(te + i);
-        }
-    }
+    let _ = BREAKS;
+    let start = BREAK_SET
+        .ac
+        .find_iter(&text[ss..ts])
+        .map(|m| ss + m.end())
+        .max()
+        .unwrap_or(ss);
+    let end = BREAK_SET
+        .ac
+        .find_iter(&text[te..se])
+        .map(|m| te + m.start())
+        .min()
+        .unwrap_or(se);
     (start, end)
 }
 
 /// Tense of a trigger from the cues before it in its clause.
 fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
     let t = trigger.to_ascii_lowercase();
-    if t.starts_with("met") || t.starts_with("spoke") || t.starts_with("talked") || t.starts_with("sat") {
+    if t.starts_with("met")
+        || t.starts_with("spoke")
+        || t.starts_with("talked")
+        || t.starts_with("sat")
+    {
         if before.contains("will ") || before.contains("would ") {
             return Tense::Future;
         }
@@ -1100,17 +1499,24 @@ fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
         return Tense::Future;
     }
     // "agreed to meet", "agree to hold talks": planned.
-    if !t.is_empty() && (tail(before, 14).contains("agreed to") || tail(before, 14).contains("agree to") || tail(before, 14).contains("agrees to")) {
+    if !t.is_empty()
+        && (tail(before, 14).contains("agreed to")
+            || tail(before, 14).contains("agree to")
+            || tail(before, 14).contains("agrees to"))
+    {
         return Tense::Future;
     }
-    let fut = nearest_cue(before, FUTURE_CUES);
-    let past = nearest_cue(before, PAST_CUES);
+    let fut = nearest_cue(before, &FUTURE_SET);
+    let past = nearest_cue(before, &PAST_SET);
     match (fut, past) {
         (Some(f), Some(p)) if f < p => Tense::Future,
         (Some(_), None) => Tense::Future,
         (_, Some(_)) => Tense::Past,
         (None, None) => {
-            if ["is meeting", "are meeting", "is holding", "are holding"].iter().any(|c| sentence.contains(c)) {
+            if ["is meeting", "are meeting", "is holding", "are holding"]
+                .iter()
+                .any(|c| sentence.contains(c))
+            {
                 Tense::Present
             } else {
                 Tense::Past
@@ -1140,44 +1546,49 @@ fn pick_date(
         })
         .collect();
     let best = usable.iter().min_by_key(|d| {
-        let dist = if d.start >= te { d.start - te } else { (ts - d.end.min(ts)) + 15 };
+        let dist = if d.start >= te {
+            d.start - te
+        } else {
+            (ts - d.end.min(ts)) + 15
+        };
         dist
     })?;
     Some(((*best).clone(), true))
 }
 
 /// The city where the talks of a trigger take place.
-fn venue_in<'a>(cities: &'a [CityMention], ss: usize, se: usize, t: &Trigger) -> Option<&'a CityMention> {
+fn venue_in<'a>(
+    cities: &'a [CityMention],
+    ss: usize,
+    se: usize,
+    t: &Trigger,
+) -> Option<&'a CityMention> {
     let _ = t;
     cities
         .iter()
         .filter(|c| c.start >= ss && c.start < se && c.locative)
-        .min_by_key(|c| if c.start >= t.start { c.start - t.start } else { (t.start - c.start) * 2 })
+        .min_by_key(|c| {
+            if c.start >= t.start {
+                c.start - t.start
+            } else {
+                (t.start - c.start) * 2
+            }
+        })
 }
 
 /// Scope keywords in the sentence.
 fn scopes(lower: &str) -> Vec<Scope> {
-    let mut out = Vec::new();
-    let any = |ws: &[&str]| ws.iter().any(|w| has_word(lower, w));
-    if any(&["energy", "infrastructure", "power plants", "power grid", "power facilities", "refineries"]) {
-        out.push(Scope::EnergyInfrastructure);
-    }
-    if any(&["black sea", "maritime", "shipping", "naval", "sea", "ports", "vessels", "red sea"]) {
-        out.push(Scope::Maritime);
-    }
-    if any(&["full", "complete", "comprehensive", "general", "unconditional", "total", "permanent", "lasting"]) {
-        out.push(Scope::Full);
-    }
-    if any(&["humanitarian", "aid", "bodies", "corridor", "corridors", "evacuation", "evacuations", "wounded"]) {
-        out.push(Scope::Humanitarian);
-    }
-    if any(&["easter", "christmas", "victory day", "eid", "ramadan", "new year", "holiday", "orthodox christmas"]) {
-        out.push(Scope::Holiday);
-    }
-    if any(&["parts of the front", "part of the front", "local", "localized", "localised", "sector", "sectors"]) {
-        out.push(Scope::Local);
-    }
-    out
+    static SETS: LazyLock<Vec<(Scope, Cues)>> = LazyLock::new(|| {
+        vec![
+            (Scope::EnergyInfrastructure, Cues::new(&["energy", "infrastructure", "power plants", "power grid", "power facilities", "refineries"])),
+            (Scope::Maritime, Cues::new(&["black sea", "maritime", "shipping", "naval", "sea", "ports", "vessels", "red sea"])),
+            (Scope::Full, Cues::new(&["full", "complete", "comprehensive", "general", "unconditional", "total", "permanent", "lasting"])),
+            (Scope::Humanitarian, Cues::new(&["humanitarian", "aid", "bodies", "corridor", "corridors", "evacuation", "evacuations", "wounded"])),
+            (Scope::Holiday, Cues::new(&["easter", "christmas", "victory day", "eid", "ramadan", "new year", "holiday"])),
+            (Scope::Local, Cues::new(&["parts of the front", "part of the front", "local", "localized", "localised", "sector", "sectors"])),
+        ]
+    });
+    SETS.iter().filter(|(_, c)| c.any(lower)).map(|(s, _)| *s).collect()
 }
 
 /// How talks were held.
@@ -1186,14 +1597,28 @@ fn modality_of(lower: &str, t: &Trigger) -> Modality {
     let _ = tw;
     if lower.contains("shuttle") {
         Modality::Shuttle
-    } else if lower.contains("indirect") || lower.contains("never met face to face") || lower.contains("through mediators") || lower.contains("proximity talks") {
+    } else if lower.contains("indirect")
+        || lower.contains("never met face to face")
+        || lower.contains("through mediators")
+        || lower.contains("proximity talks")
+    {
         Modality::Indirect
     } else if lower.contains("video") || lower.contains("videoconference") {
         Modality::Video
-    } else if lower.contains("phone") || lower.contains(" call") || lower.contains("spoke with") || lower.contains("spoke to") {
+    } else if lower.contains("phone")
+        || lower.contains(" call")
+        || lower.contains("spoke with")
+        || lower.contains("spoke to")
+    {
         let _ = t;
         Modality::Call
-    } else if lower.contains("face to face") || lower.contains("face-to-face") || lower.contains("in person") || lower.contains("direct") || lower.contains("met ") || lower.contains(" in ") {
+    } else if lower.contains("face to face")
+        || lower.contains("face-to-face")
+        || lower.contains("in person")
+        || lower.contains("direct")
+        || lower.contains("met ")
+        || lower.contains(" in ")
+    {
         Modality::InPerson
     } else {
         Modality::Unspecified
@@ -1201,23 +1626,38 @@ fn modality_of(lower: &str, t: &Trigger) -> Modality {
 }
 
 /// Who the sentence attributes its claim to.
-fn attribution(text: &str, ss: usize, se: usize, persons: &[Person], actors: &[ActorMention]) -> Option<String> {
+fn attribution(
+    text: &str,
+    ss: usize,
+    se: usize,
+    persons: &[Person],
+    actors: &[ActorMention],
+) -> Option<String> {
     let sent = &text[ss..se];
     for m in SPEECH_RE.find_iter(sent) {
         let verb_start = ss + m.start();
         let verb_end = ss + m.end();
         if m.as_str().to_ascii_lowercase().starts_with("according") {
             // "according to the Kremlin", "according to U.S. Envoy Steve Witkoff"
-            let p = persons.iter().find(|p| p.start >= verb_end && p.start < verb_end + 50);
+            let p = persons
+                .iter()
+                .find(|p| p.start >= verb_end && p.start < verb_end + 50);
             if let Some(p) = p {
                 return Some(p.text.clone());
             }
-            let a = actors.iter().find(|a| a.start >= verb_end && a.start < verb_end + 20);
+            let a = actors
+                .iter()
+                .find(|a| a.start >= verb_end && a.start < verb_end + 20);
             if let Some(a) = a {
                 return Some(text[a.start..a.end].to_owned());
             }
             let rest = &text[verb_end..se];
-            let phrase: String = rest.split([',', '.']).next().unwrap_or("").trim().to_owned();
+            let phrase: String = rest
+                .split([',', '.'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
             if !phrase.is_empty() {
                 return Some(phrase);
             }
@@ -1233,7 +1673,9 @@ fn attribution(text: &str, ss: usize, se: usize, persons: &[Person], actors: &[A
         }
         let a = actors
             .iter()
-            .filter(|a| a.end <= verb_start && verb_start - a.end <= 12 && a.start >= ss && !a.from_person)
+            .filter(|a| {
+                a.end <= verb_start && verb_start - a.end <= 12 && a.start >= ss && !a.from_person
+            })
             .last();
         if let Some(a) = a {
             let mut s = a.start;
@@ -1243,7 +1685,9 @@ fn attribution(text: &str, ss: usize, se: usize, persons: &[Person], actors: &[A
             return Some(text[s..a.end].to_owned());
         }
         // "said X" inverted.
-        let p = persons.iter().find(|p| p.start >= verb_end && p.start <= verb_end + 2);
+        let p = persons
+            .iter()
+            .find(|p| p.start >= verb_end && p.start <= verb_end + 2);
         if let Some(p) = p {
             return Some(p.text.clone());
         }
@@ -1254,7 +1698,11 @@ fn attribution(text: &str, ss: usize, se: usize, persons: &[Person], actors: &[A
 /// "between X and Y": the parties, exactly.
 fn between_parties(text: &str, t: &Trigger, actors: &[&ActorMention]) -> Option<HashSet<String>> {
     let after = &text[t.end..(t.end + 12).min(text.len())];
-    if !after.to_ascii_lowercase().trim_start().starts_with("between") {
+    if !after
+        .to_ascii_lowercase()
+        .trim_start()
+        .starts_with("between")
+    {
         return None;
     }
     let start = t.end;
@@ -1274,7 +1722,9 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
         let w = c.name("w").unwrap();
         let word = w.as_str().to_ascii_lowercase();
         // "would call" must be followed by someone.
-        if word.ends_with(" call") && (word.starts_with("will") || word.starts_with("would") || word.starts_with("to")) {
+        if word.ends_with(" call")
+            && (word.starts_with("will") || word.starts_with("would") || word.starts_with("to"))
+        {
             let next = sent[w.end()..].trim_start();
             if !next.starts_with(|ch: char| ch.is_ascii_uppercase()) {
                 continue;
@@ -1311,7 +1761,10 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
         if let Some(noun) = c.name("noun") {
             let before = &lower[..noun.start()];
             let b = before.trim_end();
-            if b.ends_with("under the") || b.ends_with("under a") || b.ends_with("in") && noun.as_str().eq_ignore_ascii_case("exchange") {
+            if b.ends_with("under the")
+                || b.ends_with("under a")
+                || b.ends_with("in") && noun.as_str().eq_ignore_ascii_case("exchange")
+            {
                 continue;
             }
             // The noun needs a verb of completion near it.
@@ -1383,7 +1836,20 @@ fn is_locative(text: &str, start: usize, _end: usize) -> bool {
             .next()
             .unwrap_or("")
             .to_ascii_lowercase();
-        if matches!(word.as_str(), "eastern" | "western" | "northern" | "southern" | "central" | "northeastern" | "northwestern" | "southeastern" | "southwestern" | "occupied" | "rebel-held") {
+        if matches!(
+            word.as_str(),
+            "eastern"
+                | "western"
+                | "northern"
+                | "southern"
+                | "central"
+                | "northeastern"
+                | "northwestern"
+                | "southeastern"
+                | "southwestern"
+                | "occupied"
+                | "rebel-held"
+        ) {
             before = before[..before.len() - word.len()].trim_end_matches(' ');
             continue;
         }
@@ -1391,9 +1857,30 @@ fn is_locative(text: &str, start: usize, _end: usize) -> bool {
     }
     matches!(
         word.as_str(),
-        "in" | "at" | "to" | "from" | "near" | "into" | "outside" | "of" | "toward" | "towards" | "via"
-            | "visit" | "visited" | "visiting" | "visits" | "across" | "inside" | "around" | "reached"
-            | "leave" | "left" | "arrived" | "over" | "on" | "throughout"
+        "in" | "at"
+            | "to"
+            | "from"
+            | "near"
+            | "into"
+            | "outside"
+            | "of"
+            | "toward"
+            | "towards"
+            | "via"
+            | "visit"
+            | "visited"
+            | "visiting"
+            | "visits"
+            | "across"
+            | "inside"
+            | "around"
+            | "reached"
+            | "leave"
+            | "left"
+            | "arrived"
+            | "over"
+            | "on"
+            | "throughout"
     )
 }
 
@@ -1405,14 +1892,36 @@ fn followed_by_state(text: &str, end: usize) -> bool {
 /// "the Egyptian resort of", "the Saudi port city": a demonym naming a place.
 fn demonym_is_place(text: &str, end: usize) -> bool {
     let after = text[end..].trim_start().to_ascii_lowercase();
-    let next = after.split(|c: char| !c.is_ascii_alphabetic()).find(|w| !w.is_empty()).unwrap_or("");
+    let next = after
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
     let next2: Vec<&str> = after.split_whitespace().take(3).collect();
     const PLACE: &[&str] = &[
-        "resort", "city", "capital", "town", "port", "coast", "soil", "territory", "village", "region",
-        "border", "airspace", "waters", "province", "oblast", "coastal", "seaside", "red",
+        "resort",
+        "city",
+        "capital",
+        "town",
+        "port",
+        "coast",
+        "soil",
+        "territory",
+        "village",
+        "region",
+        "border",
+        "airspace",
+        "waters",
+        "province",
+        "oblast",
+        "coastal",
+        "seaside",
+        "red",
     ];
-    PLACE.contains(&next) || next2.iter().any(|w| *w == "city" || *w == "resort")
-        && !next2.iter().any(|w| *w == "delegation" || *w == "officials")
+    PLACE.contains(&next)
+        || next2.iter().any(|w| *w == "city" || *w == "resort")
+            && !next2
+                .iter()
+                .any(|w| *w == "delegation" || *w == "officials")
 }
 
 /// The object of strikes or attacks, not a side of the ceasefire.
@@ -1425,8 +1934,18 @@ fn is_target(text: &str, start: usize) -> bool {
     let before = text[b..start].to_ascii_lowercase();
     let before = before.trim_end();
     [
-        "attacks on", "strikes on", "striking", "strike", "attacking", "targeting", "shelling", "attack on",
-        "strikes against", "attacks against", "to strike", "hit",
+        "attacks on",
+        "strikes on",
+        "striking",
+        "strike",
+        "attacking",
+        "targeting",
+        "shelling",
+        "attack on",
+        "strikes against",
+        "attacks against",
+        "to strike",
+        "hit",
     ]
     .iter()
     .any(|c| before.ends_with(c))
@@ -1454,23 +1973,68 @@ fn mark_roles(text: &str, actors: &mut [ActorMention]) {
             .map(|(head, tail)| (head, tail))
             .filter(|(_, tail)| tail.split([',']).all(|p| p.len() < 40) && !tail.contains('.'));
         let by_mediator = list_prefix.is_some_and(|(head, tail)| {
-            let verb_ok = ["hosted", "brokered", "mediated", "facilitated", "organised", "organized", "sponsored", "convened", "chaired", "led"]
-                .iter()
-                .any(|v| head.trim_end().ends_with(v) || head.trim_end().ends_with(&format!("{v} jointly")));
-            let tail_ok = tail.chars().all(|c| c.is_ascii_alphanumeric() || " ,.'-".contains(c))
+            let verb_ok = [
+                "hosted",
+                "brokered",
+                "mediated",
+                "facilitated",
+                "organised",
+                "organized",
+                "sponsored",
+                "convened",
+                "chaired",
+                "led",
+            ]
+            .iter()
+            .any(|v| {
+                head.trim_end().ends_with(v) || head.trim_end().ends_with(&format!("{v} jointly"))
+            });
+            let tail_ok = tail
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " ,.'-".contains(c))
                 && !tail.contains(" with ");
             verb_ok && tail_ok && !head.trim_end().ends_with("led")
         });
-        let host_before = ["mediation of", "mediated by", "auspices of", "with the help of", "hosts", "host", "hosting", "mediator", "mediators", "ask", "asked"]
-            .iter()
-            .any(|c| before.trim_end().ends_with(c) && (*c != "ask" && *c != "asked" || after.trim_start().starts_with("to host") || after.trim_start().starts_with("to mediate")));
+        let after = after.strip_prefix("'s").unwrap_or(after);
+        let host_before = [
+            "mediation of",
+            "mediated by",
+            "auspices of",
+            "with the help of",
+            "hosts",
+            "host",
+            "hosting",
+            "mediator",
+            "mediators",
+            "ask",
+            "asked",
+        ]
+        .iter()
+        .any(|c| {
+            before.trim_end().ends_with(c)
+                && (*c != "ask" && *c != "asked"
+                    || after.trim_start().starts_with("to host")
+                    || after.trim_start().starts_with("to mediate"))
+        });
         let host_after = [
-            " hosts", " hosted", " mediated", " mediates", " brokered", " will host", " to host", " which hosted",
-            ", which hosted", ", which mediated", " mediators", " mediator", " as mediator", " as host",
+            " hosts",
+            " hosted",
+            " mediated",
+            " mediates",
+            " brokered",
+            " will host",
+            " to host",
+            " which hosted",
+            ", which hosted",
+            ", which mediated",
+            " mediators",
+            " mediator",
+            " as mediator",
+            " as host",
             " hosting",
         ]
         .iter()
-        .any(|c| after.starts_with(c) || after.starts_with(&format!("'s{c}")));
+        .any(|c| after.starts_with(c));
         if by_mediator || host_before || host_after {
             actors[i].mediator = true;
         }
@@ -1479,7 +2043,10 @@ fn mark_roles(text: &str, actors: &mut [ActorMention]) {
 
 /// The conflict pair a sentence is about: both sides named in it first, then
 /// one side named in it (the pair best represented in the document).
-fn sentence_dyad(sent_actors: &[&ActorMention], all: &[ActorMention]) -> Option<(&'static str, &'static str)> {
+fn sentence_dyad(
+    sent_actors: &[&ActorMention],
+    all: &[ActorMention],
+) -> Option<(&'static str, &'static str)> {
     let here: HashSet<&str> = sent_actors.iter().map(|a| a.code.as_str()).collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for a in all.iter().filter(|a| !a.place) {
@@ -1558,9 +2125,10 @@ fn title_case_word(s: &str) -> String {
 /// matches the title.
 fn split_sentences(text: &str, title: Option<&str>) -> Vec<Sentence> {
     const ABBREV: &[&str] = &[
-        "mr", "mrs", "ms", "dr", "st", "gen", "lt", "col", "sen", "rep", "gov", "prof", "jr", "sr", "no", "vs",
-        "inc", "ltd", "co", "a.m", "p.m", "jan", "feb", "aug", "sept", "sep", "oct", "nov", "dec", "u.s", "u.n",
-        "e.u", "u.k", "maj", "capt", "sgt", "adm", "rev", "fig", "approx", "est", "dept",
+        "mr", "mrs", "ms", "dr", "st", "gen", "lt", "col", "sen", "rep", "gov", "prof", "jr", "sr",
+        "no", "vs", "inc", "ltd", "co", "a.m", "p.m", "jan", "feb", "aug", "sept", "sep", "oct",
+        "nov", "dec", "u.s", "u.n", "e.u", "u.k", "maj", "capt", "sgt", "adm", "rev", "fig",
+        "approx", "est", "dept",
     ];
     let title_folded = title.map(crate::lexicon::fold);
     let mut out = Vec::new();
@@ -1571,7 +2139,9 @@ fn split_sentences(text: &str, title: Option<&str>) -> Vec<Sentence> {
         let p_start = para_start;
         para_start += para.len() + 2;
         let headline = first_para
-            && title_folded.as_deref().is_some_and(|t| t.trim() == para.trim())
+            && title_folded
+                .as_deref()
+                .is_some_and(|t| t.trim() == para.trim())
             && !para.trim_end().ends_with(['.', '"']);
         first_para = false;
         let mut s = p_start;
@@ -1589,19 +2159,29 @@ fn split_sentences(text: &str, title: Option<&str>) -> Vec<Sentence> {
                 }
                 let next_ok = j >= p_end
                     || (bytes[j] == b' '
-                        && bytes
-                            .get(j + 1)
-                            .is_some_and(|n| n.is_ascii_uppercase() || n.is_ascii_digit() || matches!(n, b'"' | b'\'' | b'(')));
+                        && bytes.get(j + 1).is_some_and(|n| {
+                            n.is_ascii_uppercase()
+                                || n.is_ascii_digit()
+                                || matches!(n, b'"' | b'\'' | b'(')
+                        }));
                 if !next_ok {
                     false
                 } else if b == b'.' {
-                    let word_start = text[p_start..i].rfind([' ', '(', '"']).map_or(p_start, |k| p_start + k + 1);
+                    let word_start = text[p_start..i]
+                        .rfind([' ', '(', '"'])
+                        .map_or(p_start, |k| p_start + k + 1);
                     let word = text[word_start..i].to_ascii_lowercase();
                     let single = word.len() == 1 && word.chars().all(|c| c.is_ascii_alphabetic());
                     if ABBREV.contains(&word.as_str()) || single {
                         // "U.S. The" ends a sentence only before a typical opener.
-                        let next_word: String = text[j..p_end].trim_start().chars().take_while(|c| c.is_ascii_alphabetic()).collect();
-                        word == "u.s" && ["The", "He", "She", "It", "They", "But", "In", "On"].contains(&next_word.as_str())
+                        let next_word: String = text[j..p_end]
+                            .trim_start()
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphabetic())
+                            .collect();
+                        word == "u.s"
+                            && ["The", "He", "She", "It", "They", "But", "In", "On"]
+                                .contains(&next_word.as_str())
                     } else {
                         true
                     }
@@ -1637,7 +2217,11 @@ fn push_sentence(out: &mut Vec<Sentence>, text: &str, start: usize, end: usize, 
     let trail = slice.len() - slice.trim_end().len();
     let (s, e) = (start + lead, end - trail);
     if e > s {
-        out.push(Sentence { start: s, end: e, headline });
+        out.push(Sentence {
+            start: s,
+            end: e,
+            headline,
+        });
     }
 }
 
@@ -1650,18 +2234,65 @@ struct Run {
 fn is_particle(w: &str) -> bool {
     matches!(
         w,
-        "bin" | "bint" | "ibn" | "al" | "el" | "de" | "da" | "di" | "van" | "von" | "der" | "du" | "la" | "le"
-            | "abu" | "ben" | "dos" | "das" | "del" | "della" | "ter" | "op"
+        "bin"
+            | "bint"
+            | "ibn"
+            | "al"
+            | "el"
+            | "de"
+            | "da"
+            | "di"
+            | "van"
+            | "von"
+            | "der"
+            | "du"
+            | "la"
+            | "le"
+            | "abu"
+            | "ben"
+            | "dos"
+            | "das"
+            | "del"
+            | "della"
+            | "ter"
+            | "op"
     )
 }
 
 fn is_month_or_day(w: &str) -> bool {
     matches!(
         w,
-        "january" | "february" | "march" | "april" | "may" | "june" | "july" | "august" | "september"
-            | "october" | "november" | "december" | "monday" | "tuesday" | "wednesday" | "thursday"
-            | "friday" | "saturday" | "sunday" | "jan" | "feb" | "mar" | "apr" | "jun" | "jul" | "aug" | "sep"
-            | "sept" | "oct" | "nov" | "dec"
+        "january"
+            | "february"
+            | "march"
+            | "april"
+            | "may"
+            | "june"
+            | "july"
+            | "august"
+            | "september"
+            | "october"
+            | "november"
+            | "december"
+            | "monday"
+            | "tuesday"
+            | "wednesday"
+            | "thursday"
+            | "friday"
+            | "saturday"
+            | "sunday"
+            | "jan"
+            | "feb"
+            | "mar"
+            | "apr"
+            | "jun"
+            | "jul"
+            | "aug"
+            | "sep"
+            | "sept"
+            | "oct"
+            | "nov"
+            | "dec"
     )
 }
 
@@ -1678,7 +2309,12 @@ fn capital_runs(text: &str) -> Vec<Run> {
             continue;
         }
         let start = i;
-        while i < n && (bytes[i].is_ascii_alphanumeric() || (matches!(bytes[i], b'\'' | b'-' | b'.') && i + 1 < n && bytes[i + 1].is_ascii_alphabetic())) {
+        while i < n
+            && (bytes[i].is_ascii_alphanumeric()
+                || (matches!(bytes[i], b'\'' | b'-' | b'.')
+                    && i + 1 < n
+                    && bytes[i + 1].is_ascii_alphabetic()))
+        {
             i += 1;
         }
         // A trailing dot of an abbreviation ("U.S.").
@@ -1690,8 +2326,12 @@ fn capital_runs(text: &str) -> Vec<Run> {
         let word = &text[start..end];
         let lower = word.to_ascii_lowercase();
         let cap = word.starts_with(|c: char| c.is_ascii_uppercase())
-            || lower.starts_with("al-") && word.len() > 3 && word.as_bytes()[3].is_ascii_uppercase()
-            || lower.starts_with("el-") && word.len() > 3 && word.as_bytes()[3].is_ascii_uppercase();
+            || lower.starts_with("al-")
+                && word.len() > 3
+                && word.as_bytes()[3].is_ascii_uppercase()
+            || lower.starts_with("el-")
+                && word.len() > 3
+                && word.as_bytes()[3].is_ascii_uppercase();
         let particle = is_particle(&lower) && !word.starts_with(|c: char| c.is_ascii_uppercase());
         // Only single spaces join words into a run.
         let joined = current.as_ref().is_some_and(|r| {
@@ -1705,7 +2345,10 @@ fn capital_runs(text: &str) -> Vec<Run> {
                 if let Some(r) = current.take() {
                     runs.push(r);
                 }
-                current = Some(Run { start, tokens: vec![(start, end)] });
+                current = Some(Run {
+                    start,
+                    tokens: vec![(start, end)],
+                });
             }
         } else if let Some(r) = current.take() {
             runs.push(r);
@@ -1716,7 +2359,11 @@ fn capital_runs(text: &str) -> Vec<Run> {
     }
     // Trailing particles are not part of a name.
     for r in &mut runs {
-        while r.tokens.len() > 1 && is_particle(&text[r.tokens.last().unwrap().0..r.tokens.last().unwrap().1].to_ascii_lowercase()) {
+        while r.tokens.len() > 1
+            && is_particle(
+                &text[r.tokens.last().unwrap().0..r.tokens.last().unwrap().1].to_ascii_lowercase(),
+            )
+        {
             r.tokens.pop();
         }
     }
@@ -1725,25 +2372,41 @@ fn capital_runs(text: &str) -> Vec<Run> {
 
 /// More than 60% of five or more words capitalised: a Title Case headline.
 fn is_title_case(sentence: &str) -> bool {
-    let words: Vec<&str> = sentence.split_whitespace().filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())).collect();
+    let words: Vec<&str> = sentence
+        .split_whitespace()
+        .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+        .collect();
     if words.len() < 5 {
         return false;
     }
-    let caps = words.iter().filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase())).count();
+    let caps = words
+        .iter()
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
+        .count();
     caps * 10 > words.len() * 7
 }
 
 fn byline_before(text: &str, start: usize) -> bool {
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let prefix = text[line_start..start].trim().to_ascii_lowercase();
-    matches!(prefix.as_str(), "by" | "author:" | "written by" | "words by" | "reporting by" | "by:")
+    matches!(
+        prefix.as_str(),
+        "by" | "author:" | "written by" | "words by" | "reporting by" | "by:"
+    )
 }
 
 /// The title words before a name and the side they name
 /// ("Ukrainian Foreign Minister", "Russia's team was led by presidential aide").
-fn title_before(text: &str, start: usize, actors: &[ActorMention], lex: &Lexicon) -> (Option<String>, Option<String>) {
+fn title_before(
+    text: &str,
+    start: usize,
+    actors: &[ActorMention],
+    lex: &Lexicon,
+) -> (Option<String>, Option<String>) {
     let _ = lex;
-    let line_start = text[..start].rfind(['\n', ',', ';', '(', '"']).map_or(0, |i| i + 1);
+    let line_start = text[..start]
+        .rfind(['\n', ',', ';', '(', '"'])
+        .map_or(0, |i| i + 1);
     let mut span_start = start;
     // Walk back over title words, demonyms and "of".
     let prefix = &text[line_start..start];
@@ -1757,20 +2420,26 @@ fn title_before(text: &str, start: usize, actors: &[ActorMention], lex: &Lexicon
         .filter(|(_, w)| !w.is_empty())
         .collect();
     for (ws, w) in words.iter().rev() {
-        let lw = w.trim_end_matches("'s").trim_end_matches('.').to_ascii_lowercase();
+        let lw = w
+            .trim_end_matches("'s")
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let is_actor = actors.iter().any(|a| a.start == *ws && !a.from_person);
-        if TITLE_WORDS.contains(&lw.as_str()) || is_actor || lw == "u.s" || lw == "s" {
+        if TITLES.contains(lw.as_str()) || is_actor || lw == "u.s" || lw == "s" {
             span_start = *ws;
         } else {
             break;
         }
     }
     let title_text = text[span_start..start].trim();
-    let role = if title_text.is_empty() {
-        None
-    } else {
-        parley_kb::canonical_role(title_text).map(|_| title_text.to_owned())
-    };
+    // The title as written; the resolver maps it to a canonical role when needed.
+    let role = title_text
+        .split(' ')
+        .any(|w| {
+            let w = w.trim_end_matches("'s").to_ascii_lowercase();
+            TITLES.contains(w.as_str()) && !matches!(w.as_str(), "the" | "of" | "his" | "her" | "u.s." | "u.s" | "us" | "un" | "eu" | "uk")
+        })
+        .then(|| title_text.to_owned());
     let mut affiliation = actors
         .iter()
         .filter(|a| a.start >= span_start && a.end <= start && !a.from_person)
@@ -1796,7 +2465,11 @@ fn title_before(text: &str, start: usize, actors: &[ActorMention], lex: &Lexicon
 }
 
 /// Document-level repair of the drafts into final candidates.
-fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: Option<&Dateline>) -> Vec<TalksEvent> {
+fn finish_document(
+    drafts: Vec<Draft>,
+    reference: Option<NaiveDate>,
+    dateline: Option<&Dateline>,
+) -> Vec<TalksEvent> {
     let mut events: Vec<Draft> = Vec::new();
     for mut d in drafts {
         // Dates relative to the previous dated event ("a day earlier", "that day").
@@ -1804,11 +2477,19 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
             let anchor = events
                 .iter()
                 .rev()
-                .find(|e| e.event.date.date.is_some() && e.event.date.precision == DatePrecision::Day)
+                .find(|e| {
+                    e.event.date.date.is_some() && e.event.date.precision == DatePrecision::Day
+                })
                 .and_then(|e| e.event.date.date);
             d.event.date.date = anchor.map(|a| a + chrono::Duration::days(offset));
-            d.event.date.precision = if d.event.date.date.is_some() { DatePrecision::Day } else { DatePrecision::Unspecified };
-            if d.event.event_type == EventType::TalksHeld && d.event.date.date.zip(reference).is_some_and(|(x, r)| x > r) {
+            d.event.date.precision = if d.event.date.date.is_some() {
+                DatePrecision::Day
+            } else {
+                DatePrecision::Unspecified
+            };
+            if d.event.event_type == EventType::TalksHeld
+                && d.event.date.date.zip(reference).is_some_and(|(x, r)| x > r)
+            {
                 d.event.event_type = EventType::TalksAnnounced;
                 d.event.status = EventStatus::Planned;
             }
@@ -1816,7 +2497,12 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
         if d.anaphoric && d.event.event_type == EventType::AgreementReached {
             if d.event.date.date.is_none() {
                 // "The agreement was signed by X and Y": the same agreement.
-                if let Some(prev) = events.iter_mut().rev().find(|e| matches!(e.event.event_type, EventType::AgreementReached | EventType::CeasefireAgreed)) {
+                if let Some(prev) = events.iter_mut().rev().find(|e| {
+                    matches!(
+                        e.event.event_type,
+                        EventType::AgreementReached | EventType::CeasefireAgreed
+                    )
+                }) {
                     merge_participants(&mut prev.event, &d.event);
                     continue;
                 }
@@ -1829,11 +2515,17 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
             let target = events.iter_mut().rev().find(|e| {
                 e.event.event_type.family() == EventFamily::Talks
                     && d.event.event_type.family() == EventFamily::Talks
-                    && !d.event.mediators.iter().any(|m| e.event.parties.iter().any(|p| p.code == m.code))
+                    && !d
+                        .event
+                        .mediators
+                        .iter()
+                        .any(|m| e.event.parties.iter().any(|p| p.code == m.code))
             });
             if let Some(prev) = target {
                 for m in d.event.mediators.drain(..) {
-                    if !prev.event.mediators.iter().any(|x| x.code == m.code) && !prev.event.parties.iter().any(|x| x.code == m.code) {
+                    if !prev.event.mediators.iter().any(|x| x.code == m.code)
+                        && !prev.event.parties.iter().any(|x| x.code == m.code)
+                    {
                         prev.event.mediators.push(m);
                     }
                 }
@@ -1848,23 +2540,34 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
         let codes = d.event.party_codes();
         let target = events.iter_mut().rev().find(|e| {
             let same_family = e.event.event_type.family() == d.event.event_type.family()
-                && (e.event.event_type == d.event.event_type || e.event.event_type.family() == EventFamily::Talks);
-            let agreement_into_ceasefire = d.event.event_type == EventType::AgreementReached && e.event.event_type == EventType::CeasefireAgreed
-                || e.event.event_type == EventType::AgreementReached && d.event.event_type == EventType::CeasefireAgreed;
+                && (e.event.event_type == d.event.event_type
+                    || e.event.event_type.family() == EventFamily::Talks);
+            let agreement_into_ceasefire = d.event.event_type == EventType::AgreementReached
+                && e.event.event_type == EventType::CeasefireAgreed
+                || e.event.event_type == EventType::AgreementReached
+                    && d.event.event_type == EventType::CeasefireAgreed;
             let dates_ok = match (e.event.date.date, d.event.date.date) {
-                (Some(a), Some(b)) => a == b || agreement_into_ceasefire && (a - b).num_days().abs() <= 3,
+                (Some(a), Some(b)) => {
+                    a == b || agreement_into_ceasefire && (a - b).num_days().abs() <= 3
+                }
                 _ => true,
             };
             (same_family || agreement_into_ceasefire) && e.event.party_codes() == codes && dates_ok
         });
         if let Some(prev) = target {
-            if d.event.event_type == EventType::CeasefireAgreed && prev.event.event_type == EventType::AgreementReached {
+            if d.event.event_type == EventType::CeasefireAgreed
+                && prev.event.event_type == EventType::AgreementReached
+            {
                 prev.event.event_type = EventType::CeasefireAgreed;
             }
             if prev.event.date.date.is_none() {
                 prev.event.date = d.event.date.clone();
             }
-            if prev.event.event_type == EventType::TalksAnnounced && d.event.event_type == EventType::TalksHeld && prev.event.date.date == d.event.date.date && d.event.date.date.is_some() {
+            if prev.event.event_type == EventType::TalksAnnounced
+                && d.event.event_type == EventType::TalksHeld
+                && prev.event.date.date == d.event.date.date
+                && d.event.date.date.is_some()
+            {
                 prev.event.event_type = EventType::TalksHeld;
                 prev.event.status = d.event.status;
             }
@@ -1903,20 +2606,30 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
                     && o.venue.city.is_some()
                     && o.date.date.is_some()
                     && o.date.date == e.date.date
-                    && o.parties.iter().any(|p| e.parties.iter().any(|q| q.code == p.code))
+                    && o.parties
+                        .iter()
+                        .any(|p| e.parties.iter().any(|q| q.code == p.code))
             }) {
                 e.venue = v.venue.clone();
             }
         }
         // Agreements and ceasefires reached at talks inherit their hosts and venue.
-        if matches!(e.event_type, EventType::AgreementReached | EventType::CeasefireAgreed) {
+        if matches!(
+            e.event_type,
+            EventType::AgreementReached | EventType::CeasefireAgreed
+        ) {
             let codes = e.party_codes();
-            if let Some(talks) = snapshot.iter().find(|o| o.event_type == EventType::TalksHeld && o.party_codes() == codes) {
+            if let Some(talks) = snapshot
+                .iter()
+                .find(|o| o.event_type == EventType::TalksHeld && o.party_codes() == codes)
+            {
                 if e.mediators.is_empty() {
                     e.mediators = talks.mediators.clone();
                     e.mediators.retain(|m| !codes.contains(&m.code));
                 }
-                if e.venue.city.is_none() && (e.date.date.is_none() || e.date.date == talks.date.date) {
+                if e.venue.city.is_none()
+                    && (e.date.date.is_none() || e.date.date == talks.date.date)
+                {
                     e.venue = talks.venue.clone();
                 }
             }
@@ -1924,9 +2637,15 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
         // A dateline city is the venue of in-person talks held near the publication day.
         if e.venue.city.is_none()
             && let Some(dl) = dateline
-            && matches!(e.event_type, EventType::TalksHeld | EventType::AgreementReached)
+            && matches!(
+                e.event_type,
+                EventType::TalksHeld | EventType::AgreementReached
+            )
             && !matches!(e.modality, Modality::Call | Modality::Video)
-            && e.date.date.zip(reference).is_some_and(|(x, r)| (r - x).num_days().abs() <= 3)
+            && e.date
+                .date
+                .zip(reference)
+                .is_some_and(|(x, r)| (r - x).num_days().abs() <= 3)
         {
             e.venue = Venue {
                 city: Some(dl.city.clone()),
@@ -1934,7 +2653,10 @@ fn finish_document(drafts: Vec<Draft>, reference: Option<NaiveDate>, dateline: O
                 place: None,
             };
         }
-        if e.modality == Modality::Unspecified && e.event_type.family() == EventFamily::Talks && e.venue.city.is_some() {
+        if e.modality == Modality::Unspecified
+            && e.event_type.family() == EventFamily::Talks
+            && e.venue.city.is_some()
+        {
             e.modality = Modality::InPerson;
         }
         e.scope.sort();

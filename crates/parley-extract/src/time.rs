@@ -172,8 +172,10 @@ static DATE_RE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// "from X to Y", "from midnight on X until Y", "between X and Y".
 static RANGE_JOIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?:,\s*)?(?i:to|until|till|through|thru|and|-|–)\s+(?i:(?:midnight|noon)\s+on\s+)?$")
-        .unwrap()
+    Regex::new(
+        r"^\s*(?:,\s*)?(?i:to|until|till|through|thru|and|-|–)\s+(?i:(?:midnight|noon)\s+on\s+)?$",
+    )
+    .unwrap()
 });
 
 fn month_number(name: &str) -> Option<u32> {
@@ -218,7 +220,9 @@ fn infer_year(month: u32, day: u32, reference: Option<NaiveDate>) -> Option<Naiv
     let mut best: Option<NaiveDate> = None;
     for year in [reference.year() - 1, reference.year(), reference.year() + 1] {
         if let Some(d) = NaiveDate::from_ymd_opt(year, month, day) {
-            let closer = best.is_none_or(|b| (d - reference).num_days().abs() < (b - reference).num_days().abs());
+            let closer = best.is_none_or(|b| {
+                (d - reference).num_days().abs() < (b - reference).num_days().abs()
+            });
             if closer {
                 best = Some(d);
             }
@@ -227,7 +231,12 @@ fn infer_year(month: u32, day: u32, reference: Option<NaiveDate>) -> Option<Naiv
     best
 }
 
-fn ymd(year: Option<&str>, month: u32, day: u32, reference: Option<NaiveDate>) -> Option<NaiveDate> {
+fn ymd(
+    year: Option<&str>,
+    month: u32,
+    day: u32,
+    reference: Option<NaiveDate>,
+) -> Option<NaiveDate> {
     match year.and_then(|y| y.parse::<i32>().ok()) {
         Some(y) => NaiveDate::from_ymd_opt(y, month, day),
         None => infer_year(month, day, reference),
@@ -292,7 +301,9 @@ pub fn find_dates(text: &str, reference: Option<NaiveDate>) -> Vec<DateMention> 
                 Some("last") | Some("past") => Some(false),
                 _ => None,
             };
-            let Some(weekday) = weekday_of(day.as_str()) else { continue };
+            let Some(weekday) = weekday_of(day.as_str()) else {
+                continue;
+            };
             (DateKind::Weekday { weekday, forward }, None)
         } else if caps.name("yesterday").is_some() {
             (DateKind::FromReference(-1), None)
@@ -301,7 +312,9 @@ pub fn find_dates(text: &str, reference: Option<NaiveDate>) -> Vec<DateMention> 
         } else if caps.name("tomorrow").is_some() {
             (DateKind::FromReference(1), None)
         } else if let Some(n) = caps.name("ago_n") {
-            let Some(n) = small_number(n.as_str()) else { continue };
+            let Some(n) = small_number(n.as_str()) else {
+                continue;
+            };
             (DateKind::FromReference(-n), None)
         } else if let Some(m) = caps.name("anchor") {
             end = m.end();
@@ -316,7 +329,11 @@ pub fn find_dates(text: &str, reference: Option<NaiveDate>) -> Vec<DateMention> 
             let s = m.as_str().to_ascii_lowercase();
             let words: Vec<&str> = s.split_whitespace().collect();
             let n = small_number(words[0]).unwrap_or(1);
-            let offset = if s.contains("same") || s.starts_with("that") || s.starts_with("afterward") || s.starts_with("later") {
+            let offset = if s.contains("same")
+                || s.starts_with("that")
+                || s.starts_with("afterward")
+                || s.starts_with("later")
+            {
                 0
             } else if s.contains("earlier") || s.contains("before") {
                 -n
@@ -338,14 +355,22 @@ pub fn find_dates(text: &str, reference: Option<NaiveDate>) -> Vec<DateMention> 
             // A bare month only after a preposition ("in March", "until May").
             let prev = text[..name.start()].split_whitespace().last().unwrap_or("");
             let prev = prev.to_ascii_lowercase();
-            if !["in", "since", "by", "during", "until", "from", "of", "early", "late", "mid", "through"]
-                .contains(&prev.as_str())
+            if ![
+                "in", "since", "by", "during", "until", "from", "of", "early", "late", "mid",
+                "through",
+            ]
+            .contains(&prev.as_str())
             {
                 continue;
             }
             start = name.start();
-            let Some(month) = month_number(name.as_str()) else { continue };
-            let date = match caps.name("month_year").and_then(|y| y.as_str().parse::<i32>().ok()) {
+            let Some(month) = month_number(name.as_str()) else {
+                continue;
+            };
+            let date = match caps
+                .name("month_year")
+                .and_then(|y| y.as_str().parse::<i32>().ok())
+            {
                 Some(y) => NaiveDate::from_ymd_opt(y, month, 1),
                 None => infer_year(month, 1, reference),
             };
@@ -384,12 +409,18 @@ fn join_ranges(text: &str, mentions: &mut Vec<DateMention>) {
             || lead.ends_with("starting")
             || lead.ends_with("from midnight on");
         let absolute = matches!(a.kind, DateKind::Absolute) && matches!(b.kind, DateKind::Absolute);
-        if absolute && RANGE_JOIN.is_match(gap) && (opened || !gap.trim().eq_ignore_ascii_case("and")) {
+        if absolute
+            && RANGE_JOIN.is_match(gap)
+            && (opened || !gap.trim().eq_ignore_ascii_case("and"))
+        {
             let start_day = a.date;
             // A "midnight on May 10-11" end is the first day of the pair,
             // held in `end_date` by the parser.
             let b_is_midnight = b.expression.to_ascii_lowercase().starts_with("midnight")
-                || text[..b.start].to_ascii_lowercase().trim_end().ends_with("midnight on");
+                || text[..b.start]
+                    .to_ascii_lowercase()
+                    .trim_end()
+                    .ends_with("midnight on");
             let end_day = if b_is_midnight && b.end_date.is_some() {
                 b.end_date
             } else {
@@ -442,21 +473,48 @@ mod tests {
     #[test]
     fn weekdays_follow_tense() {
         let wed = d(2025, 3, 12);
-        assert_eq!(first("talks on Tuesday", wed, Tense::Past).date, Some(d(2025, 3, 11)));
-        assert_eq!(first("will meet on Sunday", d(2025, 3, 19), Tense::Future).date, Some(d(2025, 3, 23)));
+        assert_eq!(
+            first("talks on Tuesday", wed, Tense::Past).date,
+            Some(d(2025, 3, 11))
+        );
+        assert_eq!(
+            first("will meet on Sunday", d(2025, 3, 19), Tense::Future).date,
+            Some(d(2025, 3, 23))
+        );
         assert_eq!(first("late on Wednesday", wed, Tense::Past).date, Some(wed));
-        assert_eq!(first("next Monday", wed, Tense::Past).date, Some(d(2025, 3, 17)));
-        assert_eq!(first("last Monday", d(2025, 3, 17), Tense::Future).date, Some(d(2025, 3, 10)));
+        assert_eq!(
+            first("next Monday", wed, Tense::Past).date,
+            Some(d(2025, 3, 17))
+        );
+        assert_eq!(
+            first("last Monday", d(2025, 3, 17), Tense::Future).date,
+            Some(d(2025, 3, 10))
+        );
     }
 
     #[test]
     fn month_days_and_years() {
         let r = d(2025, 3, 23);
-        assert_eq!(first("on March 24", r, Tense::Future).date, Some(d(2025, 3, 24)));
-        assert_eq!(first("on March 11, 2025 in Jeddah", r, Tense::Past).date, Some(d(2025, 3, 11)));
-        assert_eq!(first("on 11 March", r, Tense::Past).date, Some(d(2025, 3, 11)));
-        assert_eq!(first("on December 30", d(2025, 1, 3), Tense::Past).date, Some(d(2024, 12, 30)));
-        assert_eq!(first("2025-06-02", r, Tense::Past).date, Some(d(2025, 6, 2)));
+        assert_eq!(
+            first("on March 24", r, Tense::Future).date,
+            Some(d(2025, 3, 24))
+        );
+        assert_eq!(
+            first("on March 11, 2025 in Jeddah", r, Tense::Past).date,
+            Some(d(2025, 3, 11))
+        );
+        assert_eq!(
+            first("on 11 March", r, Tense::Past).date,
+            Some(d(2025, 3, 11))
+        );
+        assert_eq!(
+            first("on December 30", d(2025, 1, 3), Tense::Past).date,
+            Some(d(2024, 12, 30))
+        );
+        assert_eq!(
+            first("2025-06-02", r, Tense::Past).date,
+            Some(d(2025, 6, 2))
+        );
         // "may" the verb is not a month.
         assert!(find_dates("talks may 8 resume", Some(r)).is_empty());
     }
@@ -465,32 +523,57 @@ mod tests {
     fn ranges() {
         let r = d(2025, 4, 28);
         let e = first("from May 8 to May 10", r, Tense::Future);
-        assert_eq!((e.date, e.end_date), (Some(d(2025, 5, 8)), Some(d(2025, 5, 10))));
+        assert_eq!(
+            (e.date, e.end_date),
+            (Some(d(2025, 5, 8)), Some(d(2025, 5, 10)))
+        );
         let e = first(
             "a ceasefire from midnight on May 7-8 until midnight on May 10-11 to mark",
             r,
             Tense::Past,
         );
-        assert_eq!((e.date, e.end_date), (Some(d(2025, 5, 8)), Some(d(2025, 5, 10))));
+        assert_eq!(
+            (e.date, e.end_date),
+            (Some(d(2025, 5, 8)), Some(d(2025, 5, 10)))
+        );
         let e = first("talks on May 8-10", r, Tense::Future);
-        assert_eq!((e.date, e.end_date), (Some(d(2025, 5, 8)), Some(d(2025, 5, 10))));
+        assert_eq!(
+            (e.date, e.end_date),
+            (Some(d(2025, 5, 8)), Some(d(2025, 5, 10)))
+        );
     }
 
     #[test]
     fn relative_words() {
         let r = d(2025, 3, 12);
-        assert_eq!(first("yesterday", r, Tense::Past).date, Some(d(2025, 3, 11)));
+        assert_eq!(
+            first("yesterday", r, Tense::Past).date,
+            Some(d(2025, 3, 11))
+        );
         assert_eq!(first("Today", r, Tense::Past).date, Some(r));
-        assert_eq!(first("two days ago", r, Tense::Past).date, Some(d(2025, 3, 10)));
+        assert_eq!(
+            first("two days ago", r, Tense::Past).date,
+            Some(d(2025, 3, 10))
+        );
         let week = first("later this week", r, Tense::Future);
-        assert_eq!((week.date, week.precision), (Some(d(2025, 3, 10)), DatePrecision::Week));
+        assert_eq!(
+            (week.date, week.precision),
+            (Some(d(2025, 3, 10)), DatePrecision::Week)
+        );
         let m = find_dates("who had met him a day earlier", Some(r));
         assert_eq!(m[0].kind, DateKind::FromAnchor(-1));
-        assert_eq!(m[0].resolve(Some(r), Tense::Past, Some(d(2025, 3, 11))).date, Some(d(2025, 3, 10)));
+        assert_eq!(
+            m[0].resolve(Some(r), Tense::Past, Some(d(2025, 3, 11)))
+                .date,
+            Some(d(2025, 3, 10))
+        );
         // "a day before the talks" names its own anchor: not a bare relative date.
         assert!(find_dates("a day before the talks", Some(r)).is_empty());
         let month = first("talks in June", r, Tense::Future);
-        assert_eq!((month.date, month.precision), (Some(d(2025, 6, 1)), DatePrecision::Month));
+        assert_eq!(
+            (month.date, month.precision),
+            (Some(d(2025, 6, 1)), DatePrecision::Month)
+        );
     }
 
     #[test]

@@ -36,7 +36,10 @@ fn find<'a>(x: &'a Extraction, t: EventType, parties: &[&str]) -> &'a parley_ext
         .unwrap_or_else(|| {
             panic!(
                 "no {t:?} {parties:?} in {:#?}",
-                x.events.iter().map(|e| (e.event_type, e.party_codes(), e.date.date)).collect::<Vec<_>>()
+                x.events
+                    .iter()
+                    .map(|e| (e.event_type, e.party_codes(), e.date.date))
+                    .collect::<Vec<_>>()
             )
         })
 }
@@ -50,7 +53,12 @@ fn drc_m23_declaration_in_doha() {
     let agreed = x
         .events
         .iter()
-        .find(|e| matches!(e.event_type, EventType::CeasefireAgreed | EventType::AgreementReached) && e.party_codes() == ["COD", "M23"])
+        .find(|e| {
+            matches!(
+                e.event_type,
+                EventType::CeasefireAgreed | EventType::AgreementReached
+            ) && e.party_codes() == ["COD", "M23"]
+        })
         .expect("the declaration");
     assert_eq!(agreed.date.date, day("2025-07-19"));
     // The rebels' side is never read as a mediator.
@@ -64,7 +72,11 @@ fn drc_m23_declaration_in_doha() {
 fn thailand_cambodia_in_putrajaya() {
     let (_, x) = fixture("thai_cambodia.txt");
     let cf = find(&x, EventType::CeasefireAgreed, &["KHM", "THA"]);
-    assert_eq!(cf.date.date, day("2025-07-28"), "Monday before a Tuesday publication");
+    assert_eq!(
+        cf.date.date,
+        day("2025-07-28"),
+        "Monday before a Tuesday publication"
+    );
     assert_eq!(cf.mediator_codes(), vec!["MYS"]);
     let talks = find(&x, EventType::TalksHeld, &["KHM", "THA"]);
     assert_eq!(talks.venue.city.as_deref(), Some("Putrajaya"));
@@ -88,9 +100,18 @@ fn israel_iran_with_us_broker_and_negated_claim() {
     let cf = find(&x, EventType::CeasefireAgreed, &["IRN", "ISR"]);
     assert_eq!(cf.mediator_codes(), vec!["USA"]);
     assert_eq!(cf.date.date, day("2025-06-23"));
-    assert_eq!(cf.evidence[0].attributed_to.as_deref(), Some("Donald Trump"));
+    assert_eq!(
+        cf.evidence[0].attributed_to.as_deref(),
+        Some("Donald Trump")
+    );
     // "there was no agreement on any ceasefire" adds nothing.
-    assert_eq!(x.events.iter().filter(|e| e.event_type == EventType::CeasefireAgreed).count(), 1);
+    assert_eq!(
+        x.events
+            .iter()
+            .filter(|e| e.event_type == EventType::CeasefireAgreed)
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -161,5 +182,10 @@ fn headline_case_and_media_names_are_not_people() {
     );
     let x = extractor().extract(&doc);
     let names: Vec<&str> = x.mentions.iter().map(|m| m.text.as_str()).collect();
-    assert!(!names.iter().any(|n| n.contains("Sky") || n.contains("Red Sea") || n.contains("Says")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("Sky") || n.contains("Red Sea") || n.contains("Says")),
+        "{names:?}"
+    );
 }

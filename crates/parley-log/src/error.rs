@@ -38,6 +38,15 @@ pub enum LogError {
         /// What is wrong.
         reason: String,
     },
+    /// The embedded backend's data directory cannot be used (locked by
+    /// another process, not writable, or written by a newer Parley).
+    #[error("data directory {dir}: {reason}")]
+    DataDir {
+        /// The directory, as given.
+        dir: String,
+        /// What is wrong and what to do about it.
+        reason: String,
+    },
     /// Anything else the backend reported.
     #[error("log backend error: {0}")]
     Backend(String),

@@ -16,6 +16,7 @@
 pub mod contract;
 mod error;
 pub mod jetstream;
+pub mod sqlite;
 
 use std::pin::Pin;
 

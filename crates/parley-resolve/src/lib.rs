@@ -387,7 +387,9 @@ impl Resolver {
                 if into == merged || !self.entities.contains_key(into) {
                     return;
                 }
-                let Some(m) = self.entities.get_mut(merged) else { return };
+                let Some(m) = self.entities.get_mut(merged) else {
+                    return;
+                };
                 if m.merged_into.is_some() {
                     return;
                 }
@@ -412,7 +414,9 @@ impl Resolver {
                 if self.entities.contains_key(new_entity_id) {
                     return;
                 }
-                let Some(old) = self.entities.get_mut(entity_id) else { return };
+                let Some(old) = self.entities.get_mut(entity_id) else {
+                    return;
+                };
                 let kind = old.kind;
                 for a in aliases {
                     old.aliases.remove(a);
@@ -437,7 +441,11 @@ impl Resolver {
                 if self.events.contains_key(&event.event_id) {
                     return;
                 }
-                let sources = event.evidence.iter().map(|e| e.document_id.clone()).collect();
+                let sources = event
+                    .evidence
+                    .iter()
+                    .map(|e| e.document_id.clone())
+                    .collect();
                 self.events.insert(
                     event.event_id.clone(),
                     EventState {
@@ -454,7 +462,9 @@ impl Resolver {
                 version,
                 ..
             } => {
-                let Some(state) = self.events.get_mut(event_id) else { return };
+                let Some(state) = self.events.get_mut(event_id) else {
+                    return;
+                };
                 if state.event.version >= *version {
                     return;
                 }
@@ -465,7 +475,9 @@ impl Resolver {
                 if *status != EventStatus::Unspecified {
                     state.event.status = *status;
                 }
-                if *status == EventStatus::Held && state.event.event_type == EventType::TalksAnnounced {
+                if *status == EventStatus::Held
+                    && state.event.event_type == EventType::TalksAnnounced
+                {
                     state.event.event_type = EventType::TalksHeld;
                 }
             }
@@ -501,14 +513,32 @@ impl Resolver {
     }
 
     /// Human judgement: `merged` is the same entity as `into`.
-    pub fn decide_merge(&self, into: &str, merged: &str, decided_by: &str) -> Result<Vec<Decision>, ResolveError> {
-        let a = self.get_entity(into).ok_or_else(|| ResolveError::UnknownEntity(into.into()))?;
-        let b = self.entities.get(merged).ok_or_else(|| ResolveError::UnknownEntity(merged.into()))?;
+    pub fn decide_merge(
+        &self,
+        into: &str,
+        merged: &str,
+        decided_by: &str,
+    ) -> Result<Vec<Decision>, ResolveError> {
+        let a = self
+            .get_entity(into)
+            .ok_or_else(|| ResolveError::UnknownEntity(into.into()))?;
+        let b = self
+            .entities
+            .get(merged)
+            .ok_or_else(|| ResolveError::UnknownEntity(merged.into()))?;
         if a.entity_id == b.entity_id {
-            return Err(ResolveError::BadMerge(merged.into(), into.into(), "same entity".into()));
+            return Err(ResolveError::BadMerge(
+                merged.into(),
+                into.into(),
+                "same entity".into(),
+            ));
         }
         if b.merged_into.is_some() {
-            return Err(ResolveError::BadMerge(merged.into(), into.into(), "already merged".into()));
+            return Err(ResolveError::BadMerge(
+                merged.into(),
+                into.into(),
+                "already merged".into(),
+            ));
         }
         Ok(vec![Decision::MergeEntities {
             into: a.entity_id.clone(),
@@ -526,16 +556,35 @@ impl Resolver {
         aliases: &[String],
         decided_by: &str,
     ) -> Result<Vec<Decision>, ResolveError> {
-        let e = self.entities.get(entity_id).ok_or_else(|| ResolveError::UnknownEntity(entity_id.into()))?;
+        let e = self
+            .entities
+            .get(entity_id)
+            .ok_or_else(|| ResolveError::UnknownEntity(entity_id.into()))?;
         if new_name.trim().is_empty() {
-            return Err(ResolveError::BadSplit(entity_id.into(), "empty new name".into()));
+            return Err(ResolveError::BadSplit(
+                entity_id.into(),
+                "empty new name".into(),
+            ));
         }
-        let moving: Vec<String> = aliases.iter().filter(|a| e.aliases.contains(*a)).cloned().collect();
-        if moving.is_empty() && aliases.iter().all(|a| normalize(a) != normalize(new_name)) && !aliases.is_empty() {
-            return Err(ResolveError::BadSplit(entity_id.into(), "none of the aliases belong to it".into()));
+        let moving: Vec<String> = aliases
+            .iter()
+            .filter(|a| e.aliases.contains(*a))
+            .cloned()
+            .collect();
+        if moving.is_empty()
+            && aliases.iter().all(|a| normalize(a) != normalize(new_name))
+            && !aliases.is_empty()
+        {
+            return Err(ResolveError::BadSplit(
+                entity_id.into(),
+                "none of the aliases belong to it".into(),
+            ));
         }
         if moving.iter().any(|a| a == &e.name) {
-            return Err(ResolveError::BadSplit(entity_id.into(), "cannot move the canonical name".into()));
+            return Err(ResolveError::BadSplit(
+                entity_id.into(),
+                "cannot move the canonical name".into(),
+            ));
         }
         let new_entity_id = self.fresh_person_id(new_name, &BTreeSet::new());
         Ok(vec![Decision::SplitEntity {
@@ -549,8 +598,15 @@ impl Resolver {
     }
 
     /// Human judgement: `alias` is a spelling of `entity_id`.
-    pub fn decide_alias(&self, entity_id: &str, alias: &str, decided_by: &str) -> Result<Vec<Decision>, ResolveError> {
-        let e = self.get_entity(entity_id).ok_or_else(|| ResolveError::UnknownEntity(entity_id.into()))?;
+    pub fn decide_alias(
+        &self,
+        entity_id: &str,
+        alias: &str,
+        decided_by: &str,
+    ) -> Result<Vec<Decision>, ResolveError> {
+        let e = self
+            .get_entity(entity_id)
+            .ok_or_else(|| ResolveError::UnknownEntity(entity_id.into()))?;
         if normalize(alias).is_empty() || alias.chars().count() > 200 {
             return Err(ResolveError::BadAlias(alias.into()));
         }
@@ -570,7 +626,11 @@ impl Resolver {
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("-");
-        let slug = if slug.is_empty() { "unnamed".to_owned() } else { slug };
+        let slug = if slug.is_empty() {
+            "unnamed".to_owned()
+        } else {
+            slug
+        };
         let base = format!("per-{slug}");
         let mut id = base.clone();
         let mut n = 2;
@@ -582,7 +642,11 @@ impl Resolver {
     }
 
     /// Resolves one document: returns decisions (not applied), persons and events.
-    pub fn resolve_document(&self, doc: &DocumentMeta, extraction: &Extraction) -> DocumentResolution {
+    pub fn resolve_document(
+        &self,
+        doc: &DocumentMeta,
+        extraction: &Extraction,
+    ) -> DocumentResolution {
         let mut out = DocumentResolution::default();
         // --- persons
         let linked = people::link_mentions(self, doc, extraction, &mut out.decisions);
@@ -654,7 +718,10 @@ impl Resolver {
                 }
                 out.events.push(ResolvedEvent {
                     event_id: id.clone(),
-                    event: TalksEvent { event_id: id.clone(), ..event.clone() },
+                    event: TalksEvent {
+                        event_id: id.clone(),
+                        ..event.clone()
+                    },
                     new: false,
                 });
                 id
@@ -662,7 +729,10 @@ impl Resolver {
                 let id = pending[i].0.clone();
                 out.events.push(ResolvedEvent {
                     event_id: id.clone(),
-                    event: TalksEvent { event_id: id.clone(), ..event.clone() },
+                    event: TalksEvent {
+                        event_id: id.clone(),
+                        ..event.clone()
+                    },
                     new: false,
                 });
                 id
@@ -673,7 +743,9 @@ impl Resolver {
                 recorded.version = 1;
                 recorded.source_count = 1;
                 recorded.reported_on = recorded.reported_on.or(reference);
-                out.decisions.push(Decision::RecordEvent { event: recorded.clone() });
+                out.decisions.push(Decision::RecordEvent {
+                    event: recorded.clone(),
+                });
                 pending.push((id.clone(), recorded.clone(), reference));
                 out.events.push(ResolvedEvent {
                     event_id: id.clone(),
@@ -699,11 +771,18 @@ impl Resolver {
 
 /// Whether a new report describes a known event: same family (and the same
 /// type for ceasefires), the same sides, compatible dates and venues.
-fn same_event(known: &TalksEvent, known_ref: Option<NaiveDate>, new: &TalksEvent, new_ref: Option<NaiveDate>) -> bool {
+fn same_event(
+    known: &TalksEvent,
+    known_ref: Option<NaiveDate>,
+    new: &TalksEvent,
+    new_ref: Option<NaiveDate>,
+) -> bool {
     if known.retracted || known.event_type.family() != new.event_type.family() {
         return false;
     }
-    if known.event_type.family() != parley_extract::model::EventFamily::Talks && known.event_type != new.event_type {
+    if known.event_type.family() != parley_extract::model::EventFamily::Talks
+        && known.event_type != new.event_type
+    {
         return false;
     }
     if known.party_codes() != new.party_codes() {
@@ -720,7 +799,9 @@ fn same_event(known: &TalksEvent, known_ref: Option<NaiveDate>, new: &TalksEvent
         // Undated reports match only reports of about the same days.
         (Some(a), None) => new_ref.is_some_and(|r| (a - r).num_days().abs() <= 3),
         (None, Some(b)) => known_ref.is_some_and(|r| (b - r).num_days().abs() <= 3),
-        (None, None) => matches!((known_ref, new_ref), (Some(a), Some(b)) if (a - b).num_days().abs() <= 3),
+        (None, None) => {
+            matches!((known_ref, new_ref), (Some(a), Some(b)) if (a - b).num_days().abs() <= 3)
+        }
     };
     if !dates_ok {
         return false;

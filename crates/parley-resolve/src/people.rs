@@ -40,7 +40,9 @@ pub struct Candidate {
 }
 
 /// Short words that typos glue onto a name ("Umerovto").
-const GLUE: &[&str] = &["to", "in", "on", "at", "of", "and", "the", "for", "is", "was", "said", "has", "with"];
+const GLUE: &[&str] = &[
+    "to", "in", "on", "at", "of", "and", "the", "for", "is", "was", "said", "has", "with",
+];
 
 /// Longest mention considered (characters); longer text is not a name.
 const MAX_MENTION: usize = 120;
@@ -187,10 +189,9 @@ impl Resolver {
                 .entities()
                 .filter(|e| e.kind == EntityKind::Person && e.origin == "kb")
                 .filter(|e| {
-                    e.aliases
-                        .iter()
-                        .chain(std::iter::once(&e.name))
-                        .any(|a| a.contains(' ') && normalize(a).rsplit(' ').next() == Some(tokens[0]))
+                    e.aliases.iter().chain(std::iter::once(&e.name)).any(|a| {
+                        a.contains(' ') && normalize(a).rsplit(' ').next() == Some(tokens[0])
+                    })
                 })
                 .collect();
             if owners.len() == 1 {
@@ -206,18 +207,28 @@ impl Resolver {
                     let an = normalize(a);
                     let at: Vec<&str> = an.split(' ').collect();
                     // Blocking: family names must share their first letter.
-                    if at.last().map(|s| s.as_bytes().first()) != tokens.last().map(|s| s.as_bytes().first()) {
+                    if at.last().map(|s| s.as_bytes().first())
+                        != tokens.last().map(|s| s.as_bytes().first())
+                    {
                         continue;
                     }
                     let s = name_score(&tokens, &at);
                     if s >= 0.8 {
-                        let reason = if tokens[0].len() == 1 { "initial" } else { "fuzzy" };
+                        let reason = if tokens[0].len() == 1 {
+                            "initial"
+                        } else {
+                            "fuzzy"
+                        };
                         push(&mut out, &e.entity_id, s.min(0.99), reason);
                     }
                 }
             }
         }
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity_id.cmp(&b.entity_id)));
+        out.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.entity_id.cmp(&b.entity_id))
+        });
         out
     }
 }
@@ -287,7 +298,12 @@ pub(crate) fn link_mentions(
             continue;
         }
         // 4. Exact, glued or fuzzy match to a known person.
-        let cands = r.resolve_mention(&cleaned, m.affiliation.as_deref(), None, MentionKind::Person);
+        let cands = r.resolve_mention(
+            &cleaned,
+            m.affiliation.as_deref(),
+            None,
+            MentionKind::Person,
+        );
         if let Some(best) = clear_link(&cands) {
             if best.reason != "exact" && learned.insert((best.entity_id.clone(), cleaned.clone())) {
                 decisions.push(Decision::LearnAlias {

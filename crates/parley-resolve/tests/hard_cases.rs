@@ -14,23 +14,39 @@ fn kb() -> &'static KnowledgeBase {
 
 fn best(r: &Resolver, mention: &str) -> Option<String> {
     let c = r.resolve_mention(mention, None, None, MentionKind::Person);
-    c.first().filter(|c| c.score >= 0.88).map(|c| c.name.clone())
+    c.first()
+        .filter(|c| c.score >= 0.88)
+        .map(|c| c.name.clone())
 }
 
 #[test]
 fn transliterations_and_typos_link() {
     let r = Resolver::new(kb());
-    for m in ["Volodymyr Zelensky", "Volodymyr Zelenskyy", "Volodymyr Zelenskiy", "Zelenskyy", "V. Zelensky", "ZELENSKYY", "Zelensky"] {
+    for m in [
+        "Volodymyr Zelensky",
+        "Volodymyr Zelenskyy",
+        "Volodymyr Zelenskiy",
+        "Zelenskyy",
+        "V. Zelensky",
+        "ZELENSKYY",
+        "Zelensky",
+    ] {
         assert_eq!(best(&r, m).as_deref(), Some("Volodymyr Zelensky"), "{m}");
     }
     assert_eq!(best(&r, "Andriy Yermak").as_deref(), Some("Andriy Yermak"));
     assert_eq!(best(&r, "Andrii Yermak").as_deref(), Some("Andriy Yermak"));
     assert_eq!(best(&r, "Keith Kellog").as_deref(), Some("Keith Kellogg"));
-    assert_eq!(best(&r, "Rustem Umerovto").as_deref(), Some("Rustem Umerov"));
+    assert_eq!(
+        best(&r, "Rustem Umerovto").as_deref(),
+        Some("Rustem Umerov")
+    );
     assert_eq!(best(&r, "Steve Witkoff").as_deref(), Some("Steve Witkoff"));
     assert_eq!(best(&r, "Steven Witkoff").as_deref(), Some("Steve Witkoff"));
     assert_eq!(best(&r, "Mark Rubio").as_deref(), Some("Marco Rubio"));
-    assert_eq!(best(&r, "Zelensky's").as_deref(), Some("Volodymyr Zelensky"));
+    assert_eq!(
+        best(&r, "Zelensky's").as_deref(),
+        Some("Volodymyr Zelensky")
+    );
     assert_eq!(best(&r, "RUSTEM UMEROV").as_deref(), Some("Rustem Umerov"));
 }
 
@@ -81,11 +97,29 @@ fn two_people_sharing_a_surname_in_one_article() {
     let x = ex.extract(&doc);
     let res = r.resolve_document(&meta(&doc), &x);
     let names: Vec<&str> = res.persons.iter().map(|p| p.name.as_str()).collect();
-    assert!(names.contains(&"Donald Trump") && names.contains(&"Melania Trump"), "{names:?}");
-    let melania = res.persons.iter().find(|p| p.name == "Melania Trump").unwrap();
+    assert!(
+        names.contains(&"Donald Trump") && names.contains(&"Melania Trump"),
+        "{names:?}"
+    );
+    let melania = res
+        .persons
+        .iter()
+        .find(|p| p.name == "Melania Trump")
+        .unwrap();
     // The bare "Trump" goes to the nearest earlier full name.
-    assert!(melania.mentions.contains(&"Trump".to_string()), "{:?}", res.persons);
-    assert_ne!(melania.entity_id, res.persons.iter().find(|p| p.name == "Donald Trump").unwrap().entity_id);
+    assert!(
+        melania.mentions.contains(&"Trump".to_string()),
+        "{:?}",
+        res.persons
+    );
+    assert_ne!(
+        melania.entity_id,
+        res.persons
+            .iter()
+            .find(|p| p.name == "Donald Trump")
+            .unwrap()
+            .entity_id
+    );
 }
 
 #[test]
@@ -93,8 +127,18 @@ fn roles_resolve_to_the_holder_on_the_date() {
     let r = Resolver::new(kb());
     let march = NaiveDate::from_ymd_opt(2025, 3, 15);
     let august = NaiveDate::from_ymd_opt(2025, 8, 15);
-    let m = r.resolve_mention("the Defense Minister", Some("UKR"), march, MentionKind::Role);
-    let a = r.resolve_mention("the Defense Minister", Some("UKR"), august, MentionKind::Role);
+    let m = r.resolve_mention(
+        "the Defense Minister",
+        Some("UKR"),
+        march,
+        MentionKind::Role,
+    );
+    let a = r.resolve_mention(
+        "the Defense Minister",
+        Some("UKR"),
+        august,
+        MentionKind::Role,
+    );
     assert_eq!(m[0].name, "Rustem Umerov");
     assert!(!a.is_empty());
     assert_ne!(a[0].name, "Rustem Umerov");
@@ -103,7 +147,10 @@ fn roles_resolve_to_the_holder_on_the_date() {
 #[test]
 fn media_names_stay_apart() {
     let mut r = Resolver::new(kb());
-    for (id, name) in [("org-sky-news", "Sky News"), ("org-sky-news-arabia", "Sky News Arabia")] {
+    for (id, name) in [
+        ("org-sky-news", "Sky News"),
+        ("org-sky-news-arabia", "Sky News Arabia"),
+    ] {
         r.apply(&Decision::RegisterEntity {
             entity_id: id.into(),
             kind: parley_resolve::EntityKind::Organisation,
@@ -124,10 +171,23 @@ fn media_names_stay_apart() {
 fn odd_inputs_give_no_match_and_no_panic() {
     let r = Resolver::new(kb());
     let long = "Zelensky ".repeat(10_000);
-    for m in ["", "   ", "!!!???", "\u{0}\u{1}", "習近平", "ﷺ", long.as_str(), "a", "Mr."] {
+    for m in [
+        "",
+        "   ",
+        "!!!???",
+        "\u{0}\u{1}",
+        "習近平",
+        "ﷺ",
+        long.as_str(),
+        "a",
+        "Mr.",
+    ] {
         let c = r.resolve_mention(m, None, None, MentionKind::Person);
         assert!(c.iter().all(|c| c.score < 0.88), "{m:?} -> {c:?}");
     }
     assert!(r.search("", 5).is_empty());
-    assert!(r.resolve_mention("Defense Minister", None, None, MentionKind::Role).is_empty());
+    assert!(
+        r.resolve_mention("Defense Minister", None, None, MentionKind::Role)
+            .is_empty()
+    );
 }

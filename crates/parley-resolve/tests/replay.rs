@@ -63,7 +63,13 @@ fn planned_then_held_is_one_event() {
     assert_eq!(ev.event_type, EventType::TalksHeld);
     assert_eq!(ev.status, EventStatus::Held);
     assert_eq!(ev.source_count, 2);
-    assert!(decisions.iter().any(|d| matches!(d, Decision::CorroborateEvent { status: EventStatus::Held, .. })));
+    assert!(decisions.iter().any(|d| matches!(
+        d,
+        Decision::CorroborateEvent {
+            status: EventStatus::Held,
+            ..
+        }
+    )));
     assert!(ids[0][0].starts_with("evt-"));
 }
 
@@ -73,9 +79,15 @@ fn unknown_people_keep_one_stable_id() {
     let (r, decisions, _) = run(&kb);
     let registered: Vec<&Decision> = decisions
         .iter()
-        .filter(|d| matches!(d, Decision::RegisterEntity { name, .. } if name == "Sumbu Sita Mutinga"))
+        .filter(
+            |d| matches!(d, Decision::RegisterEntity { name, .. } if name == "Sumbu Sita Mutinga"),
+        )
         .collect();
-    assert_eq!(registered.len(), 1, "registered once, reused by the second document");
+    assert_eq!(
+        registered.len(),
+        1,
+        "registered once, reused by the second document"
+    );
     assert!(r.get_entity("per-sumbu-sita-mutinga").is_some());
     // The typo was learned as an alias of the known person.
     assert!(decisions.iter().any(|d| matches!(d, Decision::LearnAlias { alias, entity_id, .. } if alias == "Keith Kellog" && entity_id == "per-keith-kellogg")));
@@ -93,9 +105,16 @@ fn replay_rebuilds_the_same_state_and_is_idempotent() {
     for d in &decisions {
         replayed.apply(d);
     }
-    assert_eq!(snapshot(&live), snapshot(&replayed), "applying twice changes nothing");
+    assert_eq!(
+        snapshot(&live),
+        snapshot(&replayed),
+        "applying twice changes nothing"
+    );
     // Decisions survive a JSON round trip (how services persist them).
-    let json: Vec<String> = decisions.iter().map(|d| serde_json::to_string(d).unwrap()).collect();
+    let json: Vec<String> = decisions
+        .iter()
+        .map(|d| serde_json::to_string(d).unwrap())
+        .collect();
     let mut from_json = Resolver::new(&kb);
     for j in &json {
         from_json.apply(&serde_json::from_str(j).unwrap());
@@ -114,15 +133,25 @@ fn human_merge_split_and_alias_survive_replay() {
         live.apply(d);
     }
     log.extend(merge);
-    assert_eq!(live.get_entity("per-sumbu-sita-mutinga").unwrap().entity_id, "per-rustem-umerov");
+    assert_eq!(
+        live.get_entity("per-sumbu-sita-mutinga").unwrap().entity_id,
+        "per-rustem-umerov"
+    );
     let split = live
-        .decide_split("per-rustem-umerov", "Sumbu Sita Mutinga", &["Sumbu Sita Mutinga".to_string()], "analyst")
+        .decide_split(
+            "per-rustem-umerov",
+            "Sumbu Sita Mutinga",
+            &["Sumbu Sita Mutinga".to_string()],
+            "analyst",
+        )
         .unwrap();
     for d in &split {
         live.apply(d);
     }
     log.extend(split);
-    let alias = live.decide_alias("per-keith-kellogg", "Gen. Kellogg", "analyst").unwrap();
+    let alias = live
+        .decide_alias("per-keith-kellogg", "Gen. Kellogg", "analyst")
+        .unwrap();
     for d in &alias {
         live.apply(d);
     }
@@ -132,10 +161,22 @@ fn human_merge_split_and_alias_survive_replay() {
         replayed.apply(d);
     }
     assert_eq!(snapshot(&live), snapshot(&replayed));
-    assert!(replayed.get_entity("per-keith-kellogg").unwrap().aliases.contains("Gen. Kellogg"));
+    assert!(
+        replayed
+            .get_entity("per-keith-kellogg")
+            .unwrap()
+            .aliases
+            .contains("Gen. Kellogg")
+    );
     // Errors are explained, not panics.
-    assert!(live.decide_merge("per-nobody", "per-rustem-umerov", "x").is_err());
-    assert!(live.decide_merge("per-rustem-umerov", "per-rustem-umerov", "x").is_err());
+    assert!(
+        live.decide_merge("per-nobody", "per-rustem-umerov", "x")
+            .is_err()
+    );
+    assert!(
+        live.decide_merge("per-rustem-umerov", "per-rustem-umerov", "x")
+            .is_err()
+    );
     assert!(live.decide_alias("per-rustem-umerov", "   ", "x").is_err());
 }
 
@@ -153,9 +194,13 @@ fn discovered_id_collision_gets_a_suffix() {
         origin: "human".into(),
         document_id: None,
     });
-    let split = r.decide_split("per-jonas-breuer", "Jonas Breuer", &[], "analyst").unwrap();
+    let split = r
+        .decide_split("per-jonas-breuer", "Jonas Breuer", &[], "analyst")
+        .unwrap();
     match &split[0] {
-        Decision::SplitEntity { new_entity_id, .. } => assert_eq!(new_entity_id, "per-jonas-breuer-2"),
+        Decision::SplitEntity { new_entity_id, .. } => {
+            assert_eq!(new_entity_id, "per-jonas-breuer-2")
+        }
         other => panic!("{other:?}"),
     }
 }

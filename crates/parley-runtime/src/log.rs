@@ -25,7 +25,10 @@ pub struct LogArgs {
 impl LogArgs {
     /// Connects, retrying with backoff until `deadline` so a service started
     /// before NATS does not crash-loop.
-    pub async fn connect(&self, deadline: Duration) -> Result<Arc<JetStreamLog>, parley_log::LogError> {
+    pub async fn connect(
+        &self,
+        deadline: Duration,
+    ) -> Result<Arc<JetStreamLog>, parley_log::LogError> {
         let mut config = JetStreamConfig::new(self.nats_url.clone());
         config.stream_name = self.stream.clone();
         config.replicas = self.stream_replicas;

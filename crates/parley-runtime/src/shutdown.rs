@@ -32,7 +32,10 @@ pub fn shutdown_on_signals(grace: Duration) -> ShutdownSignal {
     let token = signal.token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!(grace_secs = grace.as_secs_f32(), "shutdown requested; draining");
+        tracing::info!(
+            grace_secs = grace.as_secs_f32(),
+            "shutdown requested; draining"
+        );
         token.cancel();
     });
     signal

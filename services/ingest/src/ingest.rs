@@ -7,7 +7,9 @@ use parley_domain::pb::{
     ArticleIngested, BlobRef as PbBlobRef, Content, DocumentError as PbDocumentError,
     DocumentReceipt, SubmitArticleResponse, content::Location,
 };
-use parley_domain::{Event, EnvelopeBuilder, aggregate, append_events, convert, decode_record, ids, time};
+use parley_domain::{
+    EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record, ids, time,
+};
 use parley_extract::{Document, Extractor, Limits, read_documents};
 use parley_kb::KnowledgeBase;
 use parley_log::{AggregateRef, EventLog, ExpectedVersion, LogError};
@@ -115,9 +117,17 @@ impl Ingest {
 
         for _ in 0..MAX_ATTEMPTS {
             // Is this document (with this content) already in the log?
-            let version = self.log.aggregate_version(&aggregate).await.map_err(log_error)?;
+            let version = self
+                .log
+                .aggregate_version(&aggregate)
+                .await
+                .map_err(log_error)?;
             if let Some(version) = version {
-                if let Some(sequence) = self.ingested_with_digest(&aggregate, &text_digest).await.map_err(log_error)? {
+                if let Some(sequence) = self
+                    .ingested_with_digest(&aggregate, &text_digest)
+                    .await
+                    .map_err(log_error)?
+                {
                     metrics::counter!("parley_documents_duplicate_total").increment(1);
                     return Ok(receipt(&document, &document_id, true, candidates, sequence));
                 }
@@ -128,7 +138,10 @@ impl Ingest {
                 Some(bytes) => Some(self.content(bytes).await.map_err(log_error)?),
                 None => None,
             };
-            let text_content = self.content(document.text.as_bytes()).await.map_err(log_error)?;
+            let text_content = self
+                .content(document.text.as_bytes())
+                .await
+                .map_err(log_error)?;
             let builder = EnvelopeBuilder::new(aggregate.clone())
                 .from_document(document_id.clone())
                 .correlated_with(format!("ingest:{document_id}:{}", &text_digest[..16]));
@@ -161,12 +174,27 @@ impl Ingest {
                 )),
             );
             let msg_id = format!("ingest:{document_id}:{}", &text_digest[..16]);
-            match append_events(&*self.log, aggregate.clone(), expected, msg_id, vec![ingested, extracted]).await {
+            match append_events(
+                &*self.log,
+                aggregate.clone(),
+                expected,
+                msg_id,
+                vec![ingested, extracted],
+            )
+            .await
+            {
                 Ok(appended) => {
                     if !appended.duplicate {
-                        metrics::counter!("parley_events_appended_total", "service" => "ingest").increment(2);
+                        metrics::counter!("parley_events_appended_total", "service" => "ingest")
+                            .increment(2);
                     }
-                    return Ok(receipt(&document, &document_id, appended.duplicate, candidates, appended.sequence));
+                    return Ok(receipt(
+                        &document,
+                        &document_id,
+                        appended.duplicate,
+                        candidates,
+                        appended.sequence,
+                    ));
                 }
                 // Another writer got there first: look again.
                 Err(LogError::WrongExpectedVersion { .. }) => continue,
@@ -185,7 +213,9 @@ impl Ingest {
         digest: &str,
     ) -> Result<Option<u64>, LogError> {
         for record in self.log.read_aggregate(aggregate).await?.iter().rev() {
-            let Ok(decoded) = decode_record(record) else { continue };
+            let Ok(decoded) = decode_record(record) else {
+                continue;
+            };
             for (_, event) in decoded.events() {
                 if let Event::ArticleIngested(article) = event
                     && article.text.as_ref().is_some_and(|t| t.sha256 == digest)

@@ -25,7 +25,11 @@ pub const SUBMIT_SUBJECT: &str = "parley.ingest.submit";
 
 /// Command-line and environment configuration of `parley-ingest`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "parley-ingest", version, about = "Parley ingest service: reads articles and feeds into the log")]
+#[command(
+    name = "parley-ingest",
+    version,
+    about = "Parley ingest service: reads articles and feeds into the log"
+)]
 pub struct Config {
     /// Address of the gRPC server.
     #[arg(long, env = "PARLEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
@@ -72,7 +76,10 @@ impl Application {
     /// Connects to the log, loads the knowledge base, and binds the gRPC port.
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
         let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
-        let jetstream = config.log.connect(std::time::Duration::from_secs(60)).await?;
+        let jetstream = config
+            .log
+            .connect(std::time::Duration::from_secs(60))
+            .await?;
         let client = jetstream.client().clone();
         let log: Arc<dyn EventLog> = jetstream;
         let ingest = Arc::new(Ingest::new(log, &kb, config.limits()));
@@ -81,9 +88,8 @@ impl Application {
             ingest.clone(),
             shutdown.clone(),
         ));
-        let server = GrpcServer::new().add_service(
-            IngestGrpc::new(ingest, config.max_document_bytes).into_server(),
-        );
+        let server = GrpcServer::new()
+            .add_service(IngestGrpc::new(ingest, config.max_document_bytes).into_server());
         let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
         Ok(Self {
             listener,
@@ -101,7 +107,9 @@ impl Application {
     /// Serves until the shutdown signal, then drains.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "parley-ingest serving gRPC");
-        self.server.serve(self.listener, self.shutdown.clone()).await?;
+        self.server
+            .serve(self.listener, self.shutdown.clone())
+            .await?;
         let _ = tokio::time::timeout(self.shutdown.grace, self.nats_intake).await;
         Ok(())
     }

@@ -212,7 +212,9 @@ pub fn modality_name(m: Modality) -> String {
 }
 
 fn strip_prefix(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase()
+    name.strip_prefix(prefix)
+        .unwrap_or(name)
+        .to_ascii_lowercase()
 }
 
 /// Case-insensitive glob with `*` (any run) and `?` (one character).
@@ -289,23 +291,38 @@ fn tokenize(source: &str) -> Result<Vec<Token>, FilterError> {
         match c {
             c if c.is_whitespace() => i += 1,
             '(' => {
-                tokens.push(Token { kind: Kind::LParen, column });
+                tokens.push(Token {
+                    kind: Kind::LParen,
+                    column,
+                });
                 i += 1;
             }
             ')' => {
-                tokens.push(Token { kind: Kind::RParen, column });
+                tokens.push(Token {
+                    kind: Kind::RParen,
+                    column,
+                });
                 i += 1;
             }
             ',' => {
-                tokens.push(Token { kind: Kind::Comma, column });
+                tokens.push(Token {
+                    kind: Kind::Comma,
+                    column,
+                });
                 i += 1;
             }
             '=' => {
-                tokens.push(Token { kind: Kind::Eq, column });
+                tokens.push(Token {
+                    kind: Kind::Eq,
+                    column,
+                });
                 i += if chars.get(i + 1) == Some(&'=') { 2 } else { 1 };
             }
             '!' if chars.get(i + 1) == Some(&'=') => {
-                tokens.push(Token { kind: Kind::Ne, column });
+                tokens.push(Token {
+                    kind: Kind::Ne,
+                    column,
+                });
                 i += 2;
             }
             '"' | '\'' => {
@@ -377,7 +394,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.and_expr()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::Or(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::Or(items)
+        })
     }
 
     fn and_expr(&mut self) -> Result<Expr, FilterError> {
@@ -386,7 +407,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.unary()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::And(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::And(items)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {
@@ -395,16 +420,30 @@ impl Parser<'_> {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
         match self.peek().cloned() {
-            Some(Token { kind: Kind::LParen, column }) => {
+            Some(Token {
+                kind: Kind::LParen,
+                column,
+            }) => {
                 self.pos += 1;
                 let inner = self.expr()?;
                 match self.peek() {
-                    Some(Token { kind: Kind::RParen, .. }) => {
+                    Some(Token {
+                        kind: Kind::RParen, ..
+                    }) => {
                         self.pos += 1;
                         Ok(inner)
                     }
-                    Some(t) => Err(self.error_at(t.column, format!("expected ')' to close the '(' at column {column}, found {}", t.kind))),
-                    None => Err(self.error_at(self.end_column(), format!("missing ')' for the '(' at column {column}"))),
+                    Some(t) => Err(self.error_at(
+                        t.column,
+                        format!(
+                            "expected ')' to close the '(' at column {column}, found {}",
+                            t.kind
+                        ),
+                    )),
+                    None => Err(self.error_at(
+                        self.end_column(),
+                        format!("missing ')' for the '(' at column {column}"),
+                    )),
                 }
             }
             _ => self.comparison(),
@@ -413,7 +452,10 @@ impl Parser<'_> {
 
     fn comparison(&mut self) -> Result<Expr, FilterError> {
         let (field, column) = match self.peek().cloned() {
-            Some(Token { kind: Kind::Word(w), column }) => match Field::parse(&w) {
+            Some(Token {
+                kind: Kind::Word(w),
+                column,
+            }) => match Field::parse(&w) {
                 Some(f) => (f, column),
                 None => {
                     return Err(self.error_at(
@@ -422,8 +464,17 @@ impl Parser<'_> {
                     ));
                 }
             },
-            Some(t) => return Err(self.error_at(t.column, format!("expected a field name, found {}", t.kind))),
-            None => return Err(self.error_at(self.end_column(), "expected a field name, found the end".into())),
+            Some(t) => {
+                return Err(
+                    self.error_at(t.column, format!("expected a field name, found {}", t.kind))
+                );
+            }
+            None => {
+                return Err(self.error_at(
+                    self.end_column(),
+                    "expected a field name, found the end".into(),
+                ));
+            }
         };
         self.pos += 1;
         let op = self.peek().cloned();
@@ -436,33 +487,63 @@ impl Parser<'_> {
                 self.pos += 1;
                 (true, vec![self.value()?])
             }
-            Some(Token { kind: Kind::Word(w), column: in_col }) if w.eq_ignore_ascii_case("in") => {
+            Some(Token {
+                kind: Kind::Word(w),
+                column: in_col,
+            }) if w.eq_ignore_ascii_case("in") => {
                 self.pos += 1;
                 match self.peek() {
-                    Some(Token { kind: Kind::LParen, .. }) => self.pos += 1,
+                    Some(Token {
+                        kind: Kind::LParen, ..
+                    }) => self.pos += 1,
                     _ => return Err(self.error_at(in_col, "expected '(' after 'in'".into())),
                 }
                 let mut values = vec![self.value()?];
                 loop {
                     match self.peek().cloned() {
-                        Some(Token { kind: Kind::Comma, .. }) => {
+                        Some(Token {
+                            kind: Kind::Comma, ..
+                        }) => {
                             self.pos += 1;
                             values.push(self.value()?);
                         }
-                        Some(Token { kind: Kind::RParen, .. }) => {
+                        Some(Token {
+                            kind: Kind::RParen, ..
+                        }) => {
                             self.pos += 1;
                             break;
                         }
-                        Some(t) => return Err(self.error_at(t.column, format!("expected ',' or ')', found {}", t.kind))),
-                        None => return Err(self.error_at(self.end_column(), "missing ')' after the 'in' list".into())),
+                        Some(t) => {
+                            return Err(self.error_at(
+                                t.column,
+                                format!("expected ',' or ')', found {}", t.kind),
+                            ));
+                        }
+                        None => {
+                            return Err(self.error_at(
+                                self.end_column(),
+                                "missing ')' after the 'in' list".into(),
+                            ));
+                        }
                     }
                 }
                 (false, values)
             }
             Some(t) => {
-                return Err(self.error_at(t.column, format!("expected '=', '!=' or 'in' after the field at column {column}, found {}", t.kind)));
+                return Err(self.error_at(
+                    t.column,
+                    format!(
+                        "expected '=', '!=' or 'in' after the field at column {column}, found {}",
+                        t.kind
+                    ),
+                ));
             }
-            None => return Err(self.error_at(self.end_column(), "expected '=', '!=' or 'in', found the end".into())),
+            None => {
+                return Err(self.error_at(
+                    self.end_column(),
+                    "expected '=', '!=' or 'in', found the end".into(),
+                ));
+            }
         };
         Ok(Expr::Cmp {
             field,
@@ -473,7 +554,10 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Result<String, FilterError> {
         match self.peek().cloned() {
-            Some(Token { kind: Kind::Word(w) | Kind::Quoted(w), .. }) => {
+            Some(Token {
+                kind: Kind::Word(w) | Kind::Quoted(w),
+                ..
+            }) => {
                 self.pos += 1;
                 Ok(w)
             }
@@ -533,7 +617,11 @@ mod tests {
 
     #[test]
     fn empty_filter_matches_all_and_scope_country_work() {
-        assert!(Filter::parse("  ").unwrap().matches(&event(TalksEventType::TalksHeld, &[], &[])));
+        assert!(
+            Filter::parse("  ")
+                .unwrap()
+                .matches(&event(TalksEventType::TalksHeld, &[], &[]))
+        );
         let f = Filter::parse("scope = humanitarian and country = egy").unwrap();
         assert!(f.matches(&event(TalksEventType::TalksHeld, &[], &[])));
     }

@@ -67,10 +67,9 @@ impl Journal {
         let mut added = 0;
         for (_, event) in record.events() {
             let change = match event {
-                Event::TalksEventRecorded(recorded) => recorded
-                    .event
-                    .clone()
-                    .map(|e| (UpdateKind::Recorded, e)),
+                Event::TalksEventRecorded(recorded) => {
+                    recorded.event.clone().map(|e| (UpdateKind::Recorded, e))
+                }
                 Event::TalksEventCorroborated(c) => {
                     inner.events.get(&c.event_id).cloned().map(|mut e| {
                         if let Some(evidence) = &c.evidence {
@@ -84,10 +83,9 @@ impl Journal {
                         (UpdateKind::Corroborated, e)
                     })
                 }
-                Event::TalksEventAmended(amended) => amended
-                    .event
-                    .clone()
-                    .map(|e| (UpdateKind::Amended, e)),
+                Event::TalksEventAmended(amended) => {
+                    amended.event.clone().map(|e| (UpdateKind::Amended, e))
+                }
                 Event::TalksEventRetracted(r) => {
                     inner.events.get(&r.event_id).cloned().map(|mut e| {
                         e.retracted = true;
@@ -97,7 +95,9 @@ impl Journal {
                 }
                 _ => None,
             };
-            let Some((kind, state)) = change else { continue };
+            let Some((kind, state)) = change else {
+                continue;
+            };
             inner.events.insert(state.event_id.clone(), state.clone());
             let entry = SubscribeResponse {
                 sequence: record.sequence,
@@ -121,11 +121,7 @@ impl Journal {
     pub fn after(&self, cursor: u64, limit: usize) -> Vec<Arc<SubscribeResponse>> {
         let inner = self.inner.read().expect("journal lock poisoned");
         let start = inner.entries.partition_point(|e| e.sequence <= cursor);
-        inner.entries[start..]
-            .iter()
-            .take(limit)
-            .cloned()
-            .collect()
+        inner.entries[start..].iter().take(limit).cloned().collect()
     }
 
     /// The cursor to start from to see every entry recorded at or after `time`.
@@ -150,7 +146,11 @@ impl Journal {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.inner.read().expect("journal lock poisoned").entries.len()
+        self.inner
+            .read()
+            .expect("journal lock poisoned")
+            .entries
+            .len()
     }
 
     /// Whether the journal is empty.

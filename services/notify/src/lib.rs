@@ -21,7 +21,11 @@ pub use service::NotifyGrpc;
 
 /// Command-line and environment configuration of `parley-notify`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "parley-notify", version, about = "Parley notify service: streams matching talks events to subscribers")]
+#[command(
+    name = "parley-notify",
+    version,
+    about = "Parley notify service: streams matching talks events to subscribers"
+)]
 pub struct Config {
     /// Address of the gRPC server.
     #[arg(long, env = "PARLEY_GRPC_ADDR", default_value = "127.0.0.1:50053")]
@@ -105,7 +109,10 @@ pub struct Application {
 impl Application {
     /// Connects to the log, rebuilds state, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
-        let log = config.log.connect(std::time::Duration::from_secs(60)).await?;
+        let log = config
+            .log
+            .connect(std::time::Duration::from_secs(60))
+            .await?;
         let notify = Notify::start(log, shutdown.clone()).await?;
         let server = GrpcServer::new().add_service(notify.grpc(shutdown.clone()).into_server());
         let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
@@ -125,7 +132,9 @@ impl Application {
     /// Serves until the shutdown signal, then drains.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "parley-notify serving gRPC");
-        self.server.serve(self.listener, self.shutdown.clone()).await?;
+        self.server
+            .serve(self.listener, self.shutdown.clone())
+            .await?;
         let _ = tokio::time::timeout(self.shutdown.grace, self.notify.stopped()).await;
         Ok(())
     }

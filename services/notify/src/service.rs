@@ -50,8 +50,8 @@ impl NotifyService for NotifyGrpc {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
-        let filter = Filter::parse(&request.filter)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let filter =
+            Filter::parse(&request.filter).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut cursor = match request.start {
             Some(Start::FromSequence(0)) => {
                 return Err(Status::invalid_argument(
@@ -92,7 +92,8 @@ impl NotifyService for NotifyGrpc {
                         _ = token.cancelled() => break 'outer,
                         sent = tx.send(Ok((*entry).clone())) => if sent.is_err() { break 'outer },
                     }
-                    metrics::counter!("parley_notify_delivered_total", "channel" => "grpc").increment(1);
+                    metrics::counter!("parley_notify_delivered_total", "channel" => "grpc")
+                        .increment(1);
                 }
             }
             metrics::gauge!("parley_notify_subscribers").decrement(1.0);

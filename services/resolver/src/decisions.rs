@@ -45,7 +45,9 @@ pub fn aggregate_of(decision: &Decision) -> Result<AggregateRef, LogError> {
         Decision::CorroborateEvent { event_id, .. } | Decision::RetractEvent { event_id, .. } => {
             (aggregate::TALKS, event_id.as_str())
         }
-        Decision::DocumentResolved { document_id, .. } => (aggregate::ARTICLE, document_id.as_str()),
+        Decision::DocumentResolved { document_id, .. } => {
+            (aggregate::ARTICLE, document_id.as_str())
+        }
     };
     AggregateRef::new(kind, ids::subject_token(id))
 }

@@ -81,11 +81,20 @@ impl ResolverService for ResolverGrpc {
         let date = if request.date.is_empty() {
             None
         } else {
-            Some(NaiveDate::parse_from_str(&request.date, "%Y-%m-%d").map_err(|e| {
-                Status::invalid_argument(format!("date {:?} is not YYYY-MM-DD: {e}", request.date))
-            })?)
+            Some(
+                NaiveDate::parse_from_str(&request.date, "%Y-%m-%d").map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "date {:?} is not YYYY-MM-DD: {e}",
+                        request.date
+                    ))
+                })?,
+            )
         };
-        let limit = if request.limit == 0 { 5 } else { request.limit.min(50) } as usize;
+        let limit = if request.limit == 0 {
+            5
+        } else {
+            request.limit.min(50)
+        } as usize;
         let context = (!request.context.is_empty()).then_some(request.context.as_str());
         let kind = if parley_kb::canonical_role(&request.mention).is_some() {
             MentionKind::Role
@@ -124,12 +133,18 @@ impl ResolverService for ResolverGrpc {
     ) -> Result<Response<pb::SearchEntitiesResponse>, Status> {
         let request = request.into_inner();
         check_text("query", &request.query)?;
-        let limit = if request.limit == 0 { 10 } else { request.limit.min(100) } as usize;
+        let limit = if request.limit == 0 {
+            10
+        } else {
+            request.limit.min(100)
+        } as usize;
         let wanted = pb::EntityKind::try_from(request.kind).unwrap_or_default();
         let results = self.state.with(|r| {
             r.search(&request.query, limit * 4)
                 .into_iter()
-                .filter(|(e, _)| wanted == pb::EntityKind::Unspecified || kind_to_pb(e.kind) == wanted)
+                .filter(|(e, _)| {
+                    wanted == pb::EntityKind::Unspecified || kind_to_pb(e.kind) == wanted
+                })
                 .take(limit)
                 .map(|(e, score)| pb::Candidate {
                     entity: Some(entity_to_pb(e)),
@@ -150,7 +165,10 @@ impl ResolverService for ResolverGrpc {
             .state
             .with(|r| r.decide_merge(&request.into_entity_id, &request.merged_entity_id, "human"))
             .map_err(refused)?;
-        self.state.commit_human(decisions).await.map_err(log_failed)?;
+        self.state
+            .commit_human(decisions)
+            .await
+            .map_err(log_failed)?;
         Ok(Response::new(pb::MergeEntitiesResponse {
             entity: Some(self.entity(&request.into_entity_id)?),
         }))
@@ -163,13 +181,25 @@ impl ResolverService for ResolverGrpc {
         let request = request.into_inner();
         let decisions = self
             .state
-            .with(|r| r.decide_split(&request.entity_id, &request.new_name, &request.aliases, "human"))
+            .with(|r| {
+                r.decide_split(
+                    &request.entity_id,
+                    &request.new_name,
+                    &request.aliases,
+                    "human",
+                )
+            })
             .map_err(refused)?;
         let new_id = decisions.iter().find_map(|d| match d {
-            parley_resolve::Decision::SplitEntity { new_entity_id, .. } => Some(new_entity_id.clone()),
+            parley_resolve::Decision::SplitEntity { new_entity_id, .. } => {
+                Some(new_entity_id.clone())
+            }
             _ => None,
         });
-        self.state.commit_human(decisions).await.map_err(log_failed)?;
+        self.state
+            .commit_human(decisions)
+            .await
+            .map_err(log_failed)?;
         Ok(Response::new(pb::SplitEntityResponse {
             original: Some(self.entity(&request.entity_id)?),
             created: new_id.map(|id| self.entity(&id)).transpose()?,
@@ -186,7 +216,10 @@ impl ResolverService for ResolverGrpc {
             .state
             .with(|r| r.decide_alias(&request.entity_id, &request.alias, "human"))
             .map_err(refused)?;
-        self.state.commit_human(decisions).await.map_err(log_failed)?;
+        self.state
+            .commit_human(decisions)
+            .await
+            .map_err(log_failed)?;
         Ok(Response::new(pb::AddAliasResponse {
             entity: Some(self.entity(&request.entity_id)?),
         }))

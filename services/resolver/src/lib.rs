@@ -27,7 +27,11 @@ pub const CONSUMER: &str = "parley-resolver";
 
 /// Command-line and environment configuration of `parley-resolver`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "parley-resolver", version, about = "Parley resolver service: canonical entities and one id per real event")]
+#[command(
+    name = "parley-resolver",
+    version,
+    about = "Parley resolver service: canonical entities and one id per real event"
+)]
 pub struct Config {
     /// Address of the gRPC server.
     #[arg(long, env = "PARLEY_GRPC_ADDR", default_value = "127.0.0.1:50052")]
@@ -99,7 +103,10 @@ impl Application {
     /// Connects to the log, rebuilds state, and binds the gRPC port.
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
         let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
-        let log: Arc<dyn EventLog> = config.log.connect(std::time::Duration::from_secs(60)).await?;
+        let log: Arc<dyn EventLog> = config
+            .log
+            .connect(std::time::Duration::from_secs(60))
+            .await?;
         let service = ResolverService::start(log, &kb, shutdown.clone()).await?;
         let server = GrpcServer::new().add_service(service.grpc().into_server());
         let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
@@ -119,7 +126,9 @@ impl Application {
     /// Serves until the shutdown signal, then drains.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "parley-resolver serving gRPC");
-        self.server.serve(self.listener, self.shutdown.clone()).await?;
+        self.server
+            .serve(self.listener, self.shutdown.clone())
+            .await?;
         let _ = tokio::time::timeout(self.shutdown.grace, self.service.stopped()).await;
         Ok(())
     }

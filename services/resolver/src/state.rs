@@ -121,7 +121,13 @@ impl ResolverState {
 
     /// Appends decisions (grouped per aggregate, one message each) then applies them.
     /// `key` makes the message ids deterministic for retries.
-    pub async fn commit(&self, key: &str, causation: &str, document_id: &str, decisions: Vec<Decision>) -> Result<(), LogError> {
+    pub async fn commit(
+        &self,
+        key: &str,
+        causation: &str,
+        document_id: &str,
+        decisions: Vec<Decision>,
+    ) -> Result<(), LogError> {
         // Group by aggregate, keeping first-appearance order: entities, then events, then the document.
         let mut groups: Vec<(parley_log::AggregateRef, Vec<Decision>)> = Vec::new();
         for decision in decisions {
@@ -145,12 +151,22 @@ impl ResolverState {
             let envelopes = group
                 .iter()
                 .enumerate()
-                .map(|(i, d)| builder.envelope(format!("{key}:{}:{i}", target), decision_to_event(d)))
+                .map(|(i, d)| {
+                    builder.envelope(format!("{key}:{}:{i}", target), decision_to_event(d))
+                })
                 .collect();
             let msg_id = format!("{key}:{target}");
-            let appended = append_events(&*self.log, target.clone(), ExpectedVersion::Any, msg_id, envelopes).await?;
+            let appended = append_events(
+                &*self.log,
+                target.clone(),
+                ExpectedVersion::Any,
+                msg_id,
+                envelopes,
+            )
+            .await?;
             if !appended.duplicate {
-                metrics::counter!("parley_events_appended_total", "service" => "resolver").increment(group.len() as u64);
+                metrics::counter!("parley_events_appended_total", "service" => "resolver")
+                    .increment(group.len() as u64);
             }
         }
         let mut inner = self.inner.lock().expect("resolver lock poisoned");
@@ -188,7 +204,9 @@ impl RecordHandler for ResolverState {
         let _guard = self.write.lock().await;
         let mut handled_any = false;
         for (envelope, event) in record.events() {
-            let Event::CandidatesExtracted(candidates) = event else { continue };
+            let Event::CandidatesExtracted(candidates) = event else {
+                continue;
+            };
             let already = self
                 .inner
                 .lock()
@@ -206,18 +224,30 @@ impl RecordHandler for ResolverState {
             };
             let resolution = self.with(|r| r.resolve_document(&meta, &extraction));
             let mut decisions = resolution.decisions;
-            if !decisions.iter().any(|d| matches!(d, Decision::DocumentResolved { .. })) {
+            if !decisions
+                .iter()
+                .any(|d| matches!(d, Decision::DocumentResolved { .. }))
+            {
                 decisions.push(Decision::DocumentResolved {
                     document_id: meta.id.clone(),
                     document_name: meta.name.clone(),
                     persons: resolution.persons,
-                    event_ids: resolution.events.iter().map(|e| e.event_id.clone()).collect(),
+                    event_ids: resolution
+                        .events
+                        .iter()
+                        .map(|e| e.event_id.clone())
+                        .collect(),
                 });
             }
             let key = format!("resolve:{}", envelope.event_id);
-            self.commit(&key, &envelope.event_id, &meta.id, decisions).await?;
+            self.commit(&key, &envelope.event_id, &meta.id, decisions)
+                .await?;
             handled_any = true;
         }
-        Ok(if handled_any { Handled::Done } else { Handled::Skipped })
+        Ok(if handled_any {
+            Handled::Done
+        } else {
+            Handled::Skipped
+        })
     }
 }
