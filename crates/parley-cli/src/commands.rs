@@ -65,6 +65,59 @@ enum Command {
         #[arg(long)]
         exit_when_idle: Option<f64>,
     },
+    /// Look up and correct canonical entities (people, states, organisations).
+    Entities {
+        /// gRPC URL of the resolver service (or of `parley up`).
+        #[arg(
+            long,
+            env = "PARLEY_RESOLVER_SERVER",
+            default_value = "http://127.0.0.1:50052"
+        )]
+        server: String,
+        #[command(subcommand)]
+        action: EntityAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EntityAction {
+    /// Fuzzy search over names and aliases.
+    Search {
+        /// Query text.
+        query: String,
+        /// Maximum results.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+    /// Show one entity.
+    Show {
+        /// Entity id (e.g. per-rustem-umerov).
+        entity_id: String,
+    },
+    /// Fold MERGED into INTO (recorded on the log; survives replay).
+    Merge {
+        /// Surviving entity.
+        into: String,
+        /// Entity folded in.
+        merged: String,
+    },
+    /// Move ALIASES of ENTITY to a new entity named NEW_NAME.
+    Split {
+        /// Entity that was two.
+        entity_id: String,
+        /// Canonical name of the new entity.
+        new_name: String,
+        /// Aliases that move to the new entity.
+        #[arg(required = true)]
+        aliases: Vec<String>,
+    },
+    /// Add a spelling to an entity.
+    Alias {
+        /// The entity.
+        entity_id: String,
+        /// The spelling.
+        alias: String,
+    },
 }
 
 impl Cli {
@@ -83,6 +136,7 @@ impl Cli {
                 from,
                 exit_when_idle,
             } => subscribe(&server, filter, &from, exit_when_idle).await,
+            Command::Entities { server, action } => entities(&server, action).await,
         }
     }
 }
@@ -233,4 +287,101 @@ async fn subscribe(
             Err(status) => anyhow::bail!("subscription ended: {}", status.message()),
         }
     }
+}
+
+fn entity_json(entity: &parley_domain::pb::Entity) -> serde_json::Value {
+    let kind = parley_domain::pb::EntityKind::try_from(entity.kind)
+        .unwrap_or_default()
+        .as_str_name()
+        .trim_start_matches("ENTITY_KIND_")
+        .to_ascii_lowercase();
+    serde_json::json!({
+        "entity_id": entity.entity_id,
+        "kind": kind,
+        "name": entity.name,
+        "code": entity.code,
+        "aliases": entity.aliases,
+    })
+}
+
+async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode> {
+    use parley_domain::pb::resolver_service_client::ResolverServiceClient;
+    use parley_domain::pb::{
+        AddAliasRequest, GetEntityRequest, MergeEntitiesRequest, SearchEntitiesRequest,
+        SplitEntityRequest,
+    };
+    let mut client = ResolverServiceClient::new(connect(server).await?);
+    let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
+    match action {
+        EntityAction::Search { query, limit } => {
+            let response = client
+                .search_entities(SearchEntitiesRequest {
+                    query,
+                    kind: 0,
+                    limit,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            for result in response.results {
+                let mut row = result.entity.as_ref().map(entity_json).unwrap_or_default();
+                row["score"] = serde_json::json!(result.score);
+                println!("{row}");
+            }
+        }
+        EntityAction::Show { entity_id } => {
+            let entity = client
+                .get_entity(GetEntityRequest { entity_id })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .entity
+                .unwrap_or_default();
+            println!("{}", entity_json(&entity));
+        }
+        EntityAction::Merge { into, merged } => {
+            let entity = client
+                .merge_entities(MergeEntitiesRequest {
+                    into_entity_id: into,
+                    merged_entity_id: merged,
+                    reason: "parley entities merge".into(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .entity
+                .unwrap_or_default();
+            println!("{}", entity_json(&entity));
+        }
+        EntityAction::Split {
+            entity_id,
+            new_name,
+            aliases,
+        } => {
+            let response = client
+                .split_entity(SplitEntityRequest {
+                    entity_id,
+                    new_name,
+                    aliases,
+                    reason: "parley entities split".into(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            for entity in response.original.iter().chain(response.created.iter()) {
+                println!("{}", entity_json(entity));
+            }
+        }
+        EntityAction::Alias { entity_id, alias } => {
+            let entity = client
+                .add_alias(AddAliasRequest { entity_id, alias })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .entity
+                .unwrap_or_default();
+            println!("{}", entity_json(&entity));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -406,9 +406,7 @@ pub fn normalise_text(text: &str) -> String {
             }
             continue;
         }
-        if !result.is_empty() && blank_run == 0 {
-            result.push('\n');
-        } else if !result.is_empty() && !result.ends_with("\n\n") {
+        if !result.is_empty() && (blank_run == 0 || !result.ends_with("\n\n")) {
             result.push('\n');
         }
         blank_run = 0;

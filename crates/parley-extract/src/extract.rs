@@ -80,6 +80,7 @@ struct ActorMention {
     start: usize,
     end: usize,
     code: String,
+    #[allow(dead_code)] // kept for debugging output and future rules
     via: Via,
     /// A place here ("in Kyiv", "the Saudi port city"), not an actor.
     place: bool,
@@ -90,6 +91,13 @@ struct ActorMention {
     /// Comes from a person's affiliation rather than a name of the actor.
     from_person: bool,
 }
+
+/// Dictionary hits sorted into actors, cities and known people (start, end, id).
+type Classified = (
+    Vec<ActorMention>,
+    Vec<CityMention>,
+    Vec<(usize, usize, String)>,
+);
 
 /// A city named in the text.
 #[derive(Debug, Clone)]
@@ -154,7 +162,12 @@ struct Draft {
     anchor_offset: Option<i64>,
     /// Filled only from a date expression in the text (not inherited).
     dated: bool,
+    /// "both sides agreed": the sides are those of the previous event.
+    both_sides: bool,
 }
+
+/// `PARLEY_DEBUG=1` prints each trigger sentence's candidates and actors to stderr.
+static DEBUG: LazyLock<bool> = LazyLock::new(|| std::env::var_os("PARLEY_DEBUG").is_some());
 
 macro_rules! re {
     ($name:ident, $pat:expr) => {
@@ -168,7 +181,7 @@ re!(
 );
 re!(
     CEASEFIRE_RE,
-    r"(?i)\b(?:cease-?fires?|truces?|armistice|cessation\s+of\s+hostilities|cease\s+fire|moratorium|(?P<verb>(?:halt|halted|halting|halts|stop|stopped|stopping|stops|pause|paused|pausing|suspend|suspended|suspending)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|striking|attacking|fire|firing|fighting|hostilities|shelling|military\s+operations)))\b"
+    r"(?i)\b(?:cease-?fires?|truces?|armistice|cessation\s+of\s+hostilities|cease\s+fire|moratorium|(?P<verb2>(?:halt|pause|stop|suspension|cessation|freeze)\s+(?:to|of|in|on)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|fighting|hostilities|shelling|military\s+operations))|(?P<verb>(?:halt|halted|halting|halts|stop|stopped|stopping|stops|pause|paused|pausing|suspend|suspended|suspending)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|striking|attacking|fire|firing|fighting|hostilities|shelling|military\s+operations)))\b"
 );
 re!(
     AGREEMENT_RE,
@@ -188,7 +201,7 @@ re!(
 );
 re!(
     ENDED_RE,
-    r"(?i)\b(?:(?:truce|ceasefire|cease-fire)\s+(?:has\s+|had\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed)|(?:ended|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of)\s+the\s+(?:truce|ceasefire|cease-fire)|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
+    r"(?i)\b(?:(?:truce|ceasefire|cease-fire)\b[^.;]{0,60}?\b(?:has\s+|had\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:ended|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of)\s+the\s+(?:truce|ceasefire|cease-fire)|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
 );
 re!(
     DATELINE_RE,
@@ -305,8 +318,6 @@ const FUTURE_CUES: &[&str] = &[
     "intend",
     "next",
     "upcoming",
-    "announced",
-    "announce",
     "prepare",
     "preparing",
     "to travel",
@@ -441,20 +452,27 @@ impl Cues {
         Cues {
             ac: aho_corasick::AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(aho_corasick::MatchKind::Standard)
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
                 .build(words)
                 .expect("cue words compile"),
         }
     }
 
     /// Whole-word matches as (start, end).
-    fn matches<'a>(&'a self, hay: &'a str, whole_end: bool) -> impl Iterator<Item = (usize, usize)> + 'a {
+    fn matches<'a>(
+        &'a self,
+        hay: &'a str,
+        whole_end: bool,
+    ) -> impl Iterator<Item = (usize, usize)> + 'a {
         let b = hay.as_bytes();
-        self.ac.find_iter(hay).map(|m| (m.start(), m.end())).filter(move |&(s, e)| {
-            let before = s == 0 || !b[s - 1].is_ascii_alphanumeric();
-            let after = !whole_end || e >= b.len() || !b[e].is_ascii_alphanumeric();
-            before && after
-        })
+        self.ac
+            .find_iter(hay)
+            .map(|m| (m.start(), m.end()))
+            .filter(move |&(s, e)| {
+                let before = s == 0 || !b[s - 1].is_ascii_alphanumeric();
+                let after = !whole_end || e >= b.len() || !b[e].is_ascii_alphanumeric();
+                before && after
+            })
     }
 
     /// Any cue at the start of a word (stems).
@@ -491,22 +509,101 @@ cues!(FUTURE_SET, FUTURE_CUES);
 cues!(PAST_SET, PAST_CUES);
 cues!(PROPOSE_SET, PROPOSE_CUES);
 cues!(
+    AFTER_FUTURE,
+    &[
+        "will",
+        "would",
+        "is expected",
+        "are expected",
+        "is scheduled",
+        "are scheduled",
+        "set for",
+        "planned for",
+        "to be held",
+        "is due",
+        "are due",
+        "is set to",
+        "are set to",
+        "will resume",
+        "could take place",
+        "slated",
+    ]
+);
+cues!(
     TRIGGER_STEMS,
     &[
-        "talk", "negotiat", "meet", "met", "summit", "consult", "call", "spoke", "speak", "discuss", "sat down",
-        "cease", "truce", "armistice", "hostilities", "moratorium", "halt", "stop", "pause", "suspend", "agree",
-        "deal", "accord", "treat", "memorand", "framework", "declaration", "swap", "exchange", "violat",
-        "breach", "broke", "accus", "collaps", "expir", "end", "called off", "scrap", "abandon", "terminat",
-        "withdr", "pulled out", "resum", "round", "peace plan",
+        "talk",
+        "negotiat",
+        "meet",
+        "met",
+        "summit",
+        "consult",
+        "call",
+        "spoke",
+        "speak",
+        "discuss",
+        "sat down",
+        "cease",
+        "truce",
+        "armistice",
+        "hostilities",
+        "moratorium",
+        "halt",
+        "stop",
+        "pause",
+        "suspend",
+        "agree",
+        "deal",
+        "accord",
+        "treat",
+        "memorand",
+        "framework",
+        "declaration",
+        "swap",
+        "exchange",
+        "violat",
+        "breach",
+        "broke",
+        "accus",
+        "collaps",
+        "expir",
+        "end",
+        "called off",
+        "scrap",
+        "abandon",
+        "terminat",
+        "withdr",
+        "pulled out",
+        "resum",
+        "round",
+        "peace plan",
     ]
 );
 cues!(AGREE_SET, AGREE_CUES);
 cues!(
     BREAK_SET,
     &[
-        ", who ", ", which ", ", while ", " but ", "; ", ", after ", " after ", " while ", " whereas ",
-        ", as ", ", when ", ", although ", ", saying ", ", adding ", ", according ", " so that ",
-        " before ", ", where ", ": ", " - ", ", and ",
+        ", who ",
+        ", which ",
+        ", while ",
+        " but ",
+        "; ",
+        ", after ",
+        " after ",
+        " while ",
+        " whereas ",
+        ", as ",
+        ", when ",
+        ", although ",
+        ", saying ",
+        ", adding ",
+        ", according ",
+        " so that ",
+        " before ",
+        ", where ",
+        ": ",
+        " - ",
+        ", and ",
     ]
 );
 
@@ -604,11 +701,7 @@ impl Extractor {
         text: &str,
         hits: &[crate::lexicon::Hit],
         dateline: Option<&Dateline>,
-    ) -> (
-        Vec<ActorMention>,
-        Vec<CityMention>,
-        Vec<(usize, usize, String)>,
-    ) {
+    ) -> Classified {
         let mut actors = Vec::new();
         let mut cities = Vec::new();
         let mut people = Vec::new();
@@ -780,7 +873,7 @@ impl Extractor {
                 .map(|&(a, b)| text[a..b].to_ascii_lowercase())
                 .collect();
             let capitals = words.iter().filter(|w| !is_particle(w)).count();
-            if capitals < 2 || capitals > 5 || title_case_line {
+            if !(2..=5).contains(&capitals) || title_case_line {
                 continue;
             }
             if words
@@ -845,8 +938,7 @@ impl Extractor {
                     continue;
                 }
                 let lower = word.to_ascii_lowercase();
-                if FUNCTIONS.contains(lower.as_str()) || TITLES.contains(lower.as_str())
-                {
+                if FUNCTIONS.contains(lower.as_str()) || TITLES.contains(lower.as_str()) {
                     continue;
                 }
                 // An earlier full name in this document ending with this word.
@@ -938,7 +1030,7 @@ impl Extractor {
             let before = text[cs..t.start].to_ascii_lowercase();
             let clause = text[cs..ce].to_ascii_lowercase();
             let original_clause = &text[cs..ce];
-            if std::env::var_os("PARLEY_DEBUG").is_some() {
+            if *DEBUG {
                 eprintln!(
                     "  cand {:?} {:?} neg={} hyp={} topic={}",
                     t.kind,
@@ -972,7 +1064,7 @@ impl Extractor {
         });
         triggers.sort_by_key(|t| t.start);
 
-        if std::env::var_os("PARLEY_DEBUG").is_some() {
+        if *DEBUG {
             eprintln!("S: {sent}");
             for t in &triggers {
                 eprintln!(
@@ -1009,6 +1101,7 @@ impl Extractor {
             })
             .collect();
         let dates = find_dates(sent, doc.reference_date);
+        let sentence_scope = scopes(sent);
         let first_trigger = triggers[0].start;
         let dyad = sentence_dyad(&sent_actors, actors).or(dyad);
 
@@ -1041,7 +1134,17 @@ impl Extractor {
             let before = text[ss.max(clause_bounds(text, ss, se, t.start, t.end).0)..t.start]
                 .to_ascii_lowercase();
             let window_after = &text[t.end..(t.end + 40).min(se)];
-            let tense = tense_of(&before, &text[t.start..t.end], &lower);
+            let mut tense = tense_of(&before, &text[t.start..t.end], &lower);
+            // "Talks ... will resume", "the meeting is scheduled for": cues after the trigger.
+            if tense != Tense::Future && nearest_cue(&before, &PAST_SET).is_none() {
+                let mut w = (t.end + 70).min(clause_end.max(t.end));
+                while !text.is_char_boundary(w) {
+                    w -= 1;
+                }
+                if AFTER_FUTURE.any(&text[t.end..w]) {
+                    tense = Tense::Future;
+                }
+            }
             let date = pick_date(&dates, ss, t, sent, tense, doc.reference_date);
             let (event_date, anchor_offset, dated) = match &date {
                 Some((m, declared)) => {
@@ -1066,7 +1169,7 @@ impl Extractor {
                 None => (EventDate::default(), None, false),
             };
             let venue_city = venue_in(cities, ss, se, t);
-            let scope = scopes(&lower);
+            let scope = sentence_scope.clone();
             let modality = modality_of(&lower, t);
             let attribution = attribution(text, ss, se, persons, actors);
             let participants: Vec<&Person> = persons
@@ -1228,14 +1331,28 @@ impl Extractor {
             }
             mediators.retain(|m| !parties.iter().any(|p| p.code == m.code));
             // Talks need two sides (or a side and a host); a ceasefire one side.
+            let both_sides = parties.is_empty()
+                && t.kind != TriggerKind::Talks
+                && [
+                    "both sides",
+                    "the two sides",
+                    "the sides",
+                    "both parties",
+                    "the two countries",
+                    "both countries",
+                    "the warring parties",
+                    "the two parties",
+                ]
+                .iter()
+                .any(|p| lower.contains(p));
             let enough = match t.kind {
                 TriggerKind::Talks => parties.len() + mediators.len() >= 2 && !parties.is_empty(),
-                _ => !parties.is_empty(),
+                _ => !parties.is_empty() || both_sides,
             };
             let anaphoric = t.anaphoric || !enough;
             if !enough
-                && !(t.kind == TriggerKind::Talks
-                    && (t.anaphoric || !mediators.is_empty() || !participants.is_empty()))
+                && (t.kind != TriggerKind::Talks
+                    || !t.anaphoric && mediators.is_empty() && participants.is_empty())
             {
                 continue;
             }
@@ -1327,6 +1444,7 @@ impl Extractor {
                         anaphoric: false,
                         anchor_offset,
                         dated,
+                        both_sides: false,
                     });
                 }
                 continue;
@@ -1338,6 +1456,7 @@ impl Extractor {
                 anaphoric,
                 anchor_offset,
                 dated,
+                both_sides,
             });
         }
     }
@@ -1389,9 +1508,26 @@ fn has_word(hay: &str, word: &str) -> bool {
 
 /// A negation word shortly before the trigger.
 fn negated(before: &str, kind: TriggerKind) -> bool {
-    let words: Vec<&str> = before.split_whitespace().collect();
-    let window = words[words.len().saturating_sub(5)..].join(" ");
-    let window = window.replace("n't", " n't");
+    static NEG: LazyLock<Cues> = LazyLock::new(|| Cues::new(NEGATIONS));
+    // The last five words before the trigger.
+    let mut cut = before.len();
+    let mut words = 0;
+    for (i, c) in before.char_indices().rev() {
+        if c == ' ' {
+            words += 1;
+            if words > 5 {
+                break;
+            }
+        }
+        cut = i;
+    }
+    let window = &before[cut..];
+    if window.contains("n't") {
+        return true;
+    }
+    if !NEG.matches(window, true).any(|_| true) {
+        return false;
+    }
     NEGATIONS.iter().any(|n| {
         if (*n == "rejected" || *n == "rejects" || *n == "reject" || *n == "rejecting")
             && kind != TriggerKind::Ceasefire
@@ -1404,7 +1540,7 @@ fn negated(before: &str, kind: TriggerKind) -> bool {
         {
             return false;
         }
-        has_word(&window, n)
+        has_word(window, n)
     })
 }
 
@@ -1546,12 +1682,11 @@ fn pick_date(
         })
         .collect();
     let best = usable.iter().min_by_key(|d| {
-        let dist = if d.start >= te {
+        if d.start >= te {
             d.start - te
         } else {
             (ts - d.end.min(ts)) + 15
-        };
-        dist
+        }
     })?;
     Some(((*best).clone(), true))
 }
@@ -1580,15 +1715,86 @@ fn venue_in<'a>(
 fn scopes(lower: &str) -> Vec<Scope> {
     static SETS: LazyLock<Vec<(Scope, Cues)>> = LazyLock::new(|| {
         vec![
-            (Scope::EnergyInfrastructure, Cues::new(&["energy", "infrastructure", "power plants", "power grid", "power facilities", "refineries"])),
-            (Scope::Maritime, Cues::new(&["black sea", "maritime", "shipping", "naval", "sea", "ports", "vessels", "red sea"])),
-            (Scope::Full, Cues::new(&["full", "complete", "comprehensive", "general", "unconditional", "total", "permanent", "lasting"])),
-            (Scope::Humanitarian, Cues::new(&["humanitarian", "aid", "bodies", "corridor", "corridors", "evacuation", "evacuations", "wounded"])),
-            (Scope::Holiday, Cues::new(&["easter", "christmas", "victory day", "eid", "ramadan", "new year", "holiday"])),
-            (Scope::Local, Cues::new(&["parts of the front", "part of the front", "local", "localized", "localised", "sector", "sectors"])),
+            (
+                Scope::EnergyInfrastructure,
+                Cues::new(&[
+                    "energy",
+                    "infrastructure",
+                    "power plants",
+                    "power grid",
+                    "power facilities",
+                    "refineries",
+                ]),
+            ),
+            (
+                Scope::Maritime,
+                Cues::new(&[
+                    "black sea",
+                    "maritime",
+                    "shipping",
+                    "naval",
+                    "sea",
+                    "ports",
+                    "vessels",
+                    "red sea",
+                ]),
+            ),
+            (
+                Scope::Full,
+                Cues::new(&[
+                    "full",
+                    "complete",
+                    "comprehensive",
+                    "general",
+                    "unconditional",
+                    "total",
+                    "permanent",
+                    "lasting",
+                ]),
+            ),
+            (
+                Scope::Humanitarian,
+                Cues::new(&[
+                    "humanitarian",
+                    "aid",
+                    "bodies",
+                    "corridor",
+                    "corridors",
+                    "evacuation",
+                    "evacuations",
+                    "wounded",
+                ]),
+            ),
+            (
+                Scope::Holiday,
+                Cues::new(&[
+                    "easter",
+                    "christmas",
+                    "victory day",
+                    "eid",
+                    "ramadan",
+                    "new year",
+                    "holiday",
+                ]),
+            ),
+            (
+                Scope::Local,
+                Cues::new(&[
+                    "parts of the front",
+                    "part of the front",
+                    "local",
+                    "localized",
+                    "localised",
+                    "sector",
+                    "sectors",
+                ]),
+            ),
         ]
     });
-    SETS.iter().filter(|(_, c)| c.any(lower)).map(|(s, _)| *s).collect()
+    SETS.iter()
+        .filter(|(_, c)| c.any(lower))
+        .map(|(s, _)| *s)
+        .collect()
 }
 
 /// How talks were held.
@@ -1666,17 +1872,13 @@ fn attribution(
         // "X said": the nearest name ending just before the verb.
         let p = persons
             .iter()
-            .filter(|p| p.end <= verb_start && verb_start - p.end <= 3 && p.start >= ss)
-            .last();
+            .rfind(|p| p.end <= verb_start && verb_start - p.end <= 3 && p.start >= ss);
         if let Some(p) = p {
             return Some(p.text.clone());
         }
-        let a = actors
-            .iter()
-            .filter(|a| {
-                a.end <= verb_start && verb_start - a.end <= 12 && a.start >= ss && !a.from_person
-            })
-            .last();
+        let a = actors.iter().rfind(|a| {
+            a.end <= verb_start && verb_start - a.end <= 12 && a.start >= ss && !a.from_person
+        });
         if let Some(a) = a {
             let mut s = a.start;
             if text[..s].ends_with("the ") {
@@ -1752,7 +1954,7 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
             end: base + m.end(),
             anaphoric: false,
             separate: false,
-            unilateral_verb: c.name("verb").is_some(),
+            unilateral_verb: c.name("verb").is_some() || c.name("verb2").is_some(),
         });
     }
     let lower = sent.to_ascii_lowercase();
@@ -1953,6 +2155,7 @@ fn is_target(text: &str, start: usize) -> bool {
 
 /// Marks hosts and mediators: "hosted by X", "brokered by X, Y and Z",
 /// "X, which hosted", "ask X to host", "the Saudi hosts".
+#[allow(clippy::needless_range_loop)] // reads neighbours' offsets while marking one
 fn mark_roles(text: &str, actors: &mut [ActorMention]) {
     let lower = text.to_ascii_lowercase();
     for i in 0..actors.len() {
@@ -1970,7 +2173,6 @@ fn mark_roles(text: &str, actors: &mut [ActorMention]) {
         // "brokered by Egypt, Qatar, Turkey and the United States": walk back over a list.
         let list_prefix = before
             .rsplit_once(" by ")
-            .map(|(head, tail)| (head, tail))
             .filter(|(_, tail)| tail.split([',']).all(|p| p.len() < 40) && !tail.contains('.'));
         let by_mediator = list_prefix.is_some_and(|(head, tail)| {
             let verb_ok = [
@@ -2437,13 +2639,16 @@ fn title_before(
         .split(' ')
         .any(|w| {
             let w = w.trim_end_matches("'s").to_ascii_lowercase();
-            TITLES.contains(w.as_str()) && !matches!(w.as_str(), "the" | "of" | "his" | "her" | "u.s." | "u.s" | "us" | "un" | "eu" | "uk")
+            TITLES.contains(w.as_str())
+                && !matches!(
+                    w.as_str(),
+                    "the" | "of" | "his" | "her" | "u.s." | "u.s" | "us" | "un" | "eu" | "uk"
+                )
         })
         .then(|| title_text.to_owned());
     let mut affiliation = actors
         .iter()
-        .filter(|a| a.start >= span_start && a.end <= start && !a.from_person)
-        .last()
+        .rfind(|a| a.start >= span_start && a.end <= start && !a.from_person)
         .map(|a| a.code.clone());
     if affiliation.is_none() {
         // "Russia's team was led by presidential aide X", "a Ukrainian team led by X".
@@ -2456,8 +2661,7 @@ fn title_before(
             let abs = b + i;
             affiliation = actors
                 .iter()
-                .filter(|a| a.end <= abs && abs - a.end < 40 && !a.from_person)
-                .last()
+                .rfind(|a| a.end <= abs && abs - a.end < 40 && !a.from_person)
                 .map(|a| a.code.clone());
         }
     }
@@ -2472,6 +2676,17 @@ fn finish_document(
 ) -> Vec<TalksEvent> {
     let mut events: Vec<Draft> = Vec::new();
     for mut d in drafts {
+        if d.both_sides && d.event.parties.is_empty() {
+            match events.iter().rev().find(|e| e.event.parties.len() >= 2) {
+                Some(prev) => {
+                    d.event.parties = prev.event.parties.clone();
+                    if d.event.date.date.is_none() {
+                        d.event.date = prev.event.date.clone();
+                    }
+                }
+                None => continue,
+            }
+        }
         // Dates relative to the previous dated event ("a day earlier", "that day").
         if let Some(offset) = d.anchor_offset {
             let anchor = events
@@ -2591,7 +2806,7 @@ fn finish_document(
             if prev.event.effective.is_none() {
                 prev.event.effective = d.event.effective.clone();
             }
-            prev.event.evidence.extend(d.event.evidence.drain(..));
+            prev.event.evidence.append(&mut d.event.evidence);
             continue;
         }
         events.push(d);
@@ -2600,8 +2815,9 @@ fn finish_document(
     for d in events.iter_mut() {
         let e = &mut d.event;
         // Talks on the same day with a shared side share a venue ("separate meetings").
-        if e.venue.city.is_none() && e.event_type.family() == EventFamily::Talks {
-            if let Some(v) = snapshot.iter().find(|o| {
+        if e.venue.city.is_none()
+            && e.event_type.family() == EventFamily::Talks
+            && let Some(v) = snapshot.iter().find(|o| {
                 o.event_type.family() == EventFamily::Talks
                     && o.venue.city.is_some()
                     && o.date.date.is_some()
@@ -2609,9 +2825,9 @@ fn finish_document(
                     && o.parties
                         .iter()
                         .any(|p| e.parties.iter().any(|q| q.code == p.code))
-            }) {
-                e.venue = v.venue.clone();
-            }
+            })
+        {
+            e.venue = v.venue.clone();
         }
         // Agreements and ceasefires reached at talks inherit their hosts and venue.
         if matches!(

@@ -163,6 +163,7 @@ static DATE_RE: LazyLock<Regex> = LazyLock::new(|| {
       | (?P<tomorrow>\b(?i:tomorrow)\b)
       | (?P<ago>\b(?P<ago_n>(?i:a|one|two|three|four|five|six|\d+))\s+(?i:days?)\s+(?i:ago)\b)
       | (?P<anchor>\b(?i:(?:a|one|two|three|\d+)\s+days?\s+(?:earlier|before|later|after)|the\s+(?:day|night)\s+before|the\s+(?:next|following)\s+day|afterwards?|later\s+that\s+day|the\s+day\s+after|that\s+day|the\s+same\s+day|that\s+same\s+day))(?P<anchor_tail>\s+(?i:than|that|the|a|an|his|her|its|their))?
+      | (?P<relmonth>\b(?i:next|this|last|later\s+this|earlier\s+this)\s+month)\b
       | (?P<week>\b(?i:(?:later|earlier)\s+this\s+week|this\s+week|next\s+week|last\s+week|the\s+coming\s+week|the\s+following\s+week|the\s+past\s+week))\b
       | (?P<month>\b(?P<month_name>January|February|March|April|June|July|August|September|October|November|December|May)(?:\s+(?P<month_year>\d{{4}}))?\b)
     "
@@ -341,6 +342,20 @@ pub fn find_dates(text: &str, reference: Option<NaiveDate>) -> Vec<DateMention> 
                 n
             };
             (DateKind::FromAnchor(offset), None)
+        } else if let Some(m) = caps.name("relmonth") {
+            let s = m.as_str().to_ascii_lowercase();
+            let offset: i32 = if s.starts_with("next") {
+                1
+            } else if s.starts_with("last") {
+                -1
+            } else {
+                0
+            };
+            let date = reference.and_then(|r| {
+                let months = r.year() * 12 + r.month0() as i32 + offset;
+                NaiveDate::from_ymd_opt(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1)
+            });
+            (DateKind::Month, date)
         } else if let Some(m) = caps.name("week") {
             let s = m.as_str().to_ascii_lowercase();
             let offset = if s.contains("next") || s.contains("coming") || s.contains("following") {

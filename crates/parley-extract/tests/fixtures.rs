@@ -189,3 +189,24 @@ fn headline_case_and_media_names_are_not_people() {
         "{names:?}"
     );
 }
+
+#[test]
+fn wire_mix_of_conflicts() {
+    let text = "Mixed wire\n\nHamas said on Monday it had accepted a ceasefire proposal put forward by Egypt and Qatar, but Israel has not responded.\n\nThe Houthis announced a halt to attacks on shipping in the Red Sea on Sunday.\n\nThe ceasefire between Israel and Hezbollah collapsed on Sunday, Lebanese officials said.\n\nTalks between Armenia and Azerbaijan will resume in Abu Dhabi next month, the foreign ministry in Baku said.";
+    let doc = Document::from_text("wire.txt", day("2025-06-10"), text);
+    let x = extractor().extract(&doc);
+    let p = find(&x, EventType::CeasefireProposed, &["HAMAS", "ISR"]);
+    assert_eq!(p.mediator_codes(), vec!["EGY", "QAT"]);
+    assert_eq!(p.date.date, day("2025-06-09"));
+    let h = find(&x, EventType::CeasefireAgreed, &["HOUTHIS"]);
+    assert_eq!(
+        h.date.date,
+        day("2025-06-08"),
+        "announced on the past Sunday"
+    );
+    assert!(h.scope.contains(&parley_extract::Scope::Maritime));
+    find(&x, EventType::CeasefireEnded, &["HEZBOLLAH", "ISR"]);
+    let t = find(&x, EventType::TalksAnnounced, &["ARM", "AZE"]);
+    assert_eq!(t.venue.city.as_deref(), Some("Abu Dhabi"));
+    assert_eq!(t.date.precision, parley_extract::DatePrecision::Month);
+}

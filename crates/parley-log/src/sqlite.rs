@@ -32,9 +32,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rusqlite::{
-    Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
-};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -219,7 +217,8 @@ impl SqliteLog {
                 path.display()
             )));
         }
-        configure(&writer, true).map_err(db_error)?;
+        let config_error = |e: String| data_dir_error(format!("{}: {e}", path.display()));
+        configure(&writer, true).map_err(config_error)?;
         if version < SCHEMA_VERSION {
             // Version 0 is a new file; later versions will migrate here.
             let tx = writer.transaction().map_err(db_error)?;
@@ -237,7 +236,7 @@ impl SqliteLog {
             .map_err(db_error)?;
 
         let reader = Connection::open(&path).map_err(db_error)?;
-        configure(&reader, false).map_err(db_error)?;
+        configure(&reader, false).map_err(config_error)?;
 
         let last_sequence = last_sequence as u64;
         let (appended, _) = watch::channel(last_sequence);
@@ -627,7 +626,10 @@ impl EventLog for SqliteLog {
         if blob.bucket != BLOB_BUCKET {
             return Err(LogError::Blob {
                 key: blob.key.clone(),
-                reason: format!("bucket {:?} is not this log's bucket {BLOB_BUCKET:?}", blob.bucket),
+                reason: format!(
+                    "bucket {:?} is not this log's bucket {BLOB_BUCKET:?}",
+                    blob.bucket
+                ),
             });
         }
         let key = blob.key.clone();
@@ -741,7 +743,9 @@ struct ConsumerState {
 
 impl ConsumerState {
     fn options(&self) -> &ConsumerOptions {
-        self.options.as_ref().expect("set when the consumer is opened")
+        self.options
+            .as_ref()
+            .expect("set when the consumer is opened")
     }
 }
 
@@ -802,13 +806,9 @@ impl DurableConsumer for SqliteConsumer {
             }
             if let Some(record) = state.fresh.pop_front() {
                 let due = now + state.options().ack_wait;
-                state.in_flight.insert(
-                    record.sequence,
-                    InFlight {
-                        due,
-                        deliveries: 1,
-                    },
-                );
+                state
+                    .in_flight
+                    .insert(record.sequence, InFlight { due, deliveries: 1 });
                 return Some(Ok(self.delivery(record, 1)));
             }
 
@@ -940,7 +940,14 @@ impl SqliteConsumer {
                 deliveries,
                 "record parked after max_deliver attempts"
             );
-            settle(&self.log, &self.shared.name, &state.kinds, sequence, "parked").await?;
+            settle(
+                &self.log,
+                &self.shared.name,
+                &state.kinds,
+                sequence,
+                "parked",
+            )
+            .await?;
             return Ok(None);
         }
         let name = self.shared.name.clone();
@@ -1114,20 +1121,19 @@ impl From<rusqlite::Error> for LogError {
 }
 
 /// Pragmas of every connection; only the writer switches the journal mode.
-fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+fn configure(conn: &Connection, writer: bool) -> Result<(), String> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
     if writer {
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| e.to_string())?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(rusqlite::Error::ModuleError(format!(
-                "journal mode is {mode}, not WAL"
-            )));
+            return Err(format!("journal mode is {mode}, not WAL"));
         }
     }
     // FULL: a commit is on disk (WAL fsynced) before the append returns.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(())
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| e.to_string())
 }
 
 /// Creates and removes a file: the only reliable test (ACLs, read-only
@@ -1273,7 +1279,11 @@ fn now_nanos() -> i64 {
 /// Nanoseconds since the epoch, saturating outside 1677..2262.
 fn to_nanos(time: DateTime<Utc>) -> i64 {
     time.timestamp_nanos_opt()
-        .unwrap_or(if time.timestamp() < 0 { i64::MIN } else { i64::MAX })
+        .unwrap_or(if time.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
 }
 
 #[cfg(test)]
