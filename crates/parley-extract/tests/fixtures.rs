@@ -210,3 +210,13 @@ fn wire_mix_of_conflicts() {
     assert_eq!(t.venue.city.as_deref(), Some("Abu Dhabi"));
     assert_eq!(t.date.precision, parley_extract::DatePrecision::Month);
 }
+
+#[test]
+fn negated_participation_adds_nothing_to_other_events() {
+    let text = "Envoy trip\n\nSpecial envoy Steve Witkoff is expected to travel to Moscow later this week to meet President Vladimir Putin. President Volodymyr Zelensky, who did not join the talks, thanked the Saudi hosts.";
+    let doc = Document::from_text("neg.txt", day("2025-03-12"), text);
+    let x = extractor().extract(&doc);
+    let t = find(&x, EventType::TalksAnnounced, &["RUS", "USA"]);
+    assert!(t.mediators.is_empty(), "{:?}", t.mediators);
+    assert_eq!(t.venue.city.as_deref(), Some("Moscow"));
+}
