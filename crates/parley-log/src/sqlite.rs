@@ -1158,7 +1158,7 @@ fn kind_clause(count: usize, first: usize) -> String {
         return String::new();
     }
     let placeholders: Vec<String> = (first..first + count).map(|i| format!("?{i}")).collect();
-    format!(" AND kind IN ({})", placeholders.join(", "))
+    format!(" AND +kind IN ({})", placeholders.join(", "))
 }
 
 fn query_range(
@@ -1304,6 +1304,6 @@ mod tests {
     #[test]
     fn kind_clause_numbers_parameters() {
         assert_eq!(kind_clause(0, 3), "");
-        assert_eq!(kind_clause(2, 3), " AND kind IN (?3, ?4)");
+        assert_eq!(kind_clause(2, 3), " AND +kind IN (?3, ?4)");
     }
 }
