@@ -11,12 +11,32 @@ use parley_resolve::{MentionKind, Resolver};
 /// Spellings as they appear in the news: exact, transliterated, misspelled,
 /// glued, possessive, initials, surname only, unknown people.
 const MENTIONS: &[&str] = &[
-    "Volodymyr Zelensky", "Zelenskyy", "Zelenskiy's", "V. Zelensky", "Rustem Umerovto",
-    "Umerov-led", "Keith Kellog", "Steven Witkoff", "Mark Rubio", "Andrii Yermak",
-    "Andriy Sybiha", "Recep Tayyip Erdoğan", "Hakan Fidan", "Vladimir Medinsky",
-    "Dmitry Peskov", "Khalil al-Hayya", "Abdel Fattah el-Sisi", "Oleksandr Zelenskyy",
-    "Tomasz Wielgosz", "Delia Marchetti", "Jared Kushner", "Benjamin Netanyahu",
-    "Faisal bin Farhan", "Mohammed bin Salman", "Sergei Lavrov", "Kirill Dmitriev",
+    "Volodymyr Zelensky",
+    "Zelenskyy",
+    "Zelenskiy's",
+    "V. Zelensky",
+    "Rustem Umerovto",
+    "Umerov-led",
+    "Keith Kellog",
+    "Steven Witkoff",
+    "Mark Rubio",
+    "Andrii Yermak",
+    "Andriy Sybiha",
+    "Recep Tayyip Erdoğan",
+    "Hakan Fidan",
+    "Vladimir Medinsky",
+    "Dmitry Peskov",
+    "Khalil al-Hayya",
+    "Abdel Fattah el-Sisi",
+    "Oleksandr Zelenskyy",
+    "Tomasz Wielgosz",
+    "Delia Marchetti",
+    "Jared Kushner",
+    "Benjamin Netanyahu",
+    "Faisal bin Farhan",
+    "Mohammed bin Salman",
+    "Sergei Lavrov",
+    "Kirill Dmitriev",
 ];
 
 fn main() {
@@ -34,7 +54,12 @@ fn main() {
     let started = Instant::now();
     for _ in 0..rounds {
         for mention in MENTIONS {
-            black_box(resolver.resolve_mention(black_box(mention), None, date, MentionKind::Person));
+            black_box(resolver.resolve_mention(
+                black_box(mention),
+                None,
+                date,
+                MentionKind::Person,
+            ));
         }
     }
     let elapsed = started.elapsed();
