@@ -25,6 +25,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run ingest, resolver and notify in one process over the embedded log (or --nats).
+    Up(crate::up::UpArgs),
+    /// Stored subscriptions: create, list, pause, resume, delete, dead letters, redrive.
+    Subscriptions(crate::subscriptions::SubscriptionsArgs),
+    /// Query known events: list, show one with its versions and sources, export as JSONL or CSV.
+    Events(crate::events::EventsArgs),
     /// Extract events and entities from files offline and print them.
     Extract {
         /// Print JSON Lines (the evaluation format); the only format for now.
@@ -39,7 +45,7 @@ enum Command {
     },
     /// Submit files to a running ingest service and print their document ids.
     Ingest {
-        /// gRPC URL of the ingest service (or of `parley up`).
+        /// gRPC URL of `parley up` or of the ingest service.
         #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
         /// Text, HTML or RSS/Atom files.
@@ -48,12 +54,8 @@ enum Command {
     },
     /// Print events as JSON Lines as subscribers receive them.
     Subscribe {
-        /// gRPC URL of the notify service (or of `parley up`).
-        #[arg(
-            long,
-            env = "PARLEY_NOTIFY_SERVER",
-            default_value = "http://127.0.0.1:50053"
-        )]
+        /// gRPC URL of `parley up` or of the notify service.
+        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
         /// Filter expression, e.g. `type = ceasefire_* and party = RUS`.
         #[arg(long, default_value = "")]
@@ -67,12 +69,8 @@ enum Command {
     },
     /// Look up and correct canonical entities (people, states, organisations).
     Entities {
-        /// gRPC URL of the resolver service (or of `parley up`).
-        #[arg(
-            long,
-            env = "PARLEY_RESOLVER_SERVER",
-            default_value = "http://127.0.0.1:50052"
-        )]
+        /// gRPC URL of `parley up` or of the resolver service.
+        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
         #[command(subcommand)]
         action: EntityAction,
@@ -124,6 +122,9 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
+            Command::Events(args) => crate::events::run(args).await,
+            Command::Up(args) => crate::up::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Subscriptions(args) => crate::subscriptions::run(args).await,
             Command::Extract {
                 jsonl: _,
                 kb_dir,
@@ -174,11 +175,12 @@ async fn ingest(server: &str, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut client = IngestServiceClient::new(connect(server).await?)
         .max_encoding_message_size(64 * 1024 * 1024);
     let mut failed = false;
+    let mut progress = crate::sources::Progress::new(files.len(), "ingesting");
     for path in files {
         let content = match std::fs::read(&path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("parley ingest: {}: {e}", path.display());
+                progress.finished(&path.display().to_string(), &format!("cannot read: {e}"));
                 failed = true;
                 continue;
             }
@@ -196,21 +198,26 @@ async fn ingest(server: &str, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         match client.submit_article(request).await {
             Ok(response) => {
                 let response = response.into_inner();
-                for receipt in response.documents {
+                for receipt in &response.documents {
                     let note = if receipt.duplicate { "\tduplicate" } else { "" };
                     println!("{}\t{}{note}", receipt.document_id, receipt.name);
                 }
-                for error in response.errors {
-                    eprintln!("parley ingest: {}: {}", error.name, error.message);
+                for error in &response.errors {
+                    progress.println(&format!("parley ingest: {}: {}", error.name, error.message));
                     failed = true;
                 }
+                progress.finished(
+                    &path.display().to_string(),
+                    &crate::sources::outcome(&response),
+                );
             }
             Err(status) => {
-                eprintln!("parley ingest: {}: {}", path.display(), status.message());
+                progress.finished(&path.display().to_string(), status.message());
                 failed = true;
             }
         }
     }
+    progress.finish();
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -331,7 +338,10 @@ async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode
         }
         EntityAction::Show { entity_id } => {
             let entity = client
-                .get_entity(GetEntityRequest { entity_id })
+                .get_entity(GetEntityRequest {
+                    entity_id,
+                    ..Default::default()
+                })
                 .await
                 .map_err(status)?
                 .into_inner()

@@ -1,10 +1,16 @@
 //! `parley`: the user's command line.
 //!
+//! - `parley up [--demo] [--watch DIR] [--feed URL]` runs the whole system in one process;
 //! - `parley extract --jsonl FILE...` runs the extraction pipeline offline;
 //! - `parley ingest --server URL FILE...` submits documents to a running system;
 //! - `parley subscribe --server URL [--filter EXPR] [--from SEQ|TIME|new]` prints events as they arrive.
 
 mod commands;
+mod display;
+mod events;
+mod sources;
+mod subscriptions;
+mod up;
 
 use clap::Parser;
 

@@ -72,10 +72,21 @@ impl ResolverService {
             "resolver",
         );
         let handler = state.clone();
+        let follower_state = state.clone();
+        let token = shutdown.token.clone();
         let consumer = tokio::spawn(async move {
-            if let Err(e) = consumer.run(handler, shutdown).await {
-                tracing::error!(error = %e, "resolver consumer failed");
-            }
+            // Replicas share the document consumer; each follows the whole log for reads.
+            let follower = async {
+                if let Err(e) = follower_state.follow(token).await {
+                    tracing::error!(error = %e, "resolver log follower failed");
+                }
+            };
+            let consume = async {
+                if let Err(e) = consumer.run(handler, shutdown).await {
+                    tracing::error!(error = %e, "resolver consumer failed");
+                }
+            };
+            tokio::join!(follower, consume);
         });
         Ok(Self { state, consumer })
     }

@@ -1,6 +1,6 @@
 //! The resolver's state, its replay, and its handling of extracted documents.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -8,7 +8,7 @@ use futures::StreamExt;
 use parley_domain::{
     DecodedRecord, EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record,
 };
-use parley_log::{EventLog, ExpectedVersion, Filter, LogError, ReadMode, StartAt};
+use parley_log::{AggregateRef, EventLog, ExpectedVersion, Filter, LogError, ReadMode, StartAt};
 use parley_resolve::{Decision, DocumentMeta, Resolver};
 use parley_runtime::{Handled, HandlerError, RecordHandler};
 use sha2::{Digest, Sha256};
@@ -28,7 +28,17 @@ struct Inner {
     /// Ids of `CandidatesExtracted` events already resolved (from DocumentResolved causation ids).
     handled: HashSet<String>,
     documents: u64,
+    /// Last log sequence folded into the resolver: the state is exactly the log up to here.
+    applied: u64,
+    /// Last record's sequence of every entity and talks aggregate, for expected-version appends.
+    versions: HashMap<AggregateRef, u64>,
 }
+
+/// Attempts at one document when another replica keeps winning the race for the same aggregates.
+const MAX_CONFLICT_RETRIES: u32 = 8;
+
+/// Kinds of aggregate the resolver decides on, and therefore folds into its state.
+const FOLDED: [&str; 3] = [aggregate::ENTITY, aggregate::TALKS, aggregate::ARTICLE];
 
 /// A summary of the state, equal for equal states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +62,8 @@ impl ResolverState {
                 resolver: Resolver::new(kb),
                 handled: HashSet::new(),
                 documents: 0,
+                applied: 0,
+                versions: HashMap::new(),
             }),
             write: tokio::sync::Mutex::new(()),
         }
@@ -59,11 +71,18 @@ impl ResolverState {
 
     /// Replays every decision in the log; returns the number of records read.
     pub async fn replay(&self) -> Result<u64, LogError> {
+        self.catch_up().await
+    }
+
+    /// Folds every record appended since the last one applied, by this replica
+    /// or any other, so decisions are never taken on a stale state.
+    pub async fn catch_up(&self) -> Result<u64, LogError> {
+        let from = self.applied_sequence() + 1;
         let mut records = self
             .log
             .read(
-                StartAt::Beginning,
-                Filter::types([aggregate::ENTITY, aggregate::TALKS, aggregate::ARTICLE]),
+                StartAt::Sequence(from),
+                Filter::types(FOLDED),
                 ReadMode::ToEnd,
             )
             .await?;
@@ -73,14 +92,63 @@ impl ResolverState {
             count += 1;
             match decode_record(&record) {
                 Ok(decoded) => self.apply_record(&decoded),
-                Err(e) => tracing::error!(error = %e, "skipping undecodable record during replay"),
+                Err(e) => {
+                    tracing::error!(sequence = record.sequence, error = %e, "skipping undecodable record");
+                    self.inner.lock().expect("resolver lock poisoned").applied = record.sequence;
+                }
             }
         }
         Ok(count)
     }
 
+    /// Follows the log in the background so reads (`GetEntity`, `Resolve`) see
+    /// decisions taken by other replicas and by humans without waiting for a document.
+    pub async fn follow(&self, token: tokio_util::sync::CancellationToken) -> Result<(), LogError> {
+        let from = self.applied_sequence() + 1;
+        let mut records = self
+            .log
+            .read(
+                StartAt::Sequence(from),
+                Filter::types(FOLDED),
+                ReadMode::Follow,
+            )
+            .await?;
+        loop {
+            let record = tokio::select! {
+                _ = token.cancelled() => return Ok(()),
+                record = records.next() => match record {
+                    Some(record) => record?,
+                    None => return Ok(()),
+                },
+            };
+            // Decide-and-append holds this lock; folding in between would race its own catch-up.
+            let _guard = self.write.lock().await;
+            match decode_record(&record) {
+                Ok(decoded) => self.apply_record(&decoded),
+                Err(e) => {
+                    tracing::error!(sequence = record.sequence, error = %e, "skipping undecodable record")
+                }
+            }
+        }
+    }
+
+    /// Last log sequence folded into the state.
+    pub fn applied_sequence(&self) -> u64 {
+        self.inner.lock().expect("resolver lock poisoned").applied
+    }
+
+    /// Folds one record, unless it was already folded (catch-up and follow overlap).
     fn apply_record(&self, record: &DecodedRecord) {
         let mut inner = self.inner.lock().expect("resolver lock poisoned");
+        if record.sequence <= inner.applied {
+            return;
+        }
+        inner.applied = record.sequence;
+        if record.aggregate.kind != aggregate::ARTICLE {
+            inner
+                .versions
+                .insert(record.aggregate.clone(), record.sequence);
+        }
         for (envelope, event) in record.events() {
             if let Some(decision) = decision_from_event(event) {
                 if matches!(decision, Decision::DocumentResolved { .. }) {
@@ -119,8 +187,11 @@ impl ResolverState {
         }
     }
 
-    /// Appends decisions (grouped per aggregate, one message each) then applies them.
-    /// `key` makes the message ids deterministic for retries.
+    /// Appends decisions (grouped per aggregate, one message each) then folds
+    /// them in by catching up with the log. `key` makes the message ids
+    /// deterministic for redeliveries. Entity and talks aggregates are appended
+    /// with the version this state last saw, so a replica deciding on a stale
+    /// state gets [`LogError::WrongExpectedVersion`] instead of forking them.
     pub async fn commit(
         &self,
         key: &str,
@@ -156,35 +227,31 @@ impl ResolverState {
                 })
                 .collect();
             let msg_id = format!("{key}:{target}");
-            let appended = append_events(
-                &*self.log,
-                target.clone(),
-                ExpectedVersion::Any,
-                msg_id,
-                envelopes,
-            )
-            .await?;
+            let expected = if target.kind == aggregate::ARTICLE {
+                // The article aggregate is shared with ingest; message ids dedupe it.
+                ExpectedVersion::Any
+            } else {
+                let inner = self.inner.lock().expect("resolver lock poisoned");
+                match inner.versions.get(target) {
+                    Some(sequence) => ExpectedVersion::Exact(*sequence),
+                    None => ExpectedVersion::NoStream,
+                }
+            };
+            let appended =
+                append_events(&*self.log, target.clone(), expected, msg_id, envelopes).await?;
             if !appended.duplicate {
                 metrics::counter!("parley_events_appended_total", "service" => "resolver")
                     .increment(group.len() as u64);
             }
         }
-        let mut inner = self.inner.lock().expect("resolver lock poisoned");
-        for (_, group) in &groups {
-            for decision in group {
-                if matches!(decision, Decision::DocumentResolved { .. }) {
-                    inner.handled.insert(causation.to_owned());
-                    inner.documents += 1;
-                }
-                inner.resolver.apply(decision);
-            }
-        }
+        self.catch_up().await?;
         Ok(())
     }
 
     /// Appends and applies a human decision (merge, split, alias).
     pub async fn commit_human(&self, decisions: Vec<Decision>) -> Result<(), LogError> {
         let _guard = self.write.lock().await;
+        self.catch_up().await?;
         let key = format!("human:{}", uuid_like());
         self.commit(&key, &key, "", decisions).await
     }
@@ -207,47 +274,81 @@ impl RecordHandler for ResolverState {
             let Event::CandidatesExtracted(candidates) = event else {
                 continue;
             };
-            let already = self
-                .inner
-                .lock()
-                .expect("resolver lock poisoned")
-                .handled
-                .contains(&envelope.event_id);
-            if already {
-                continue;
+            let mut attempt = 0;
+            loop {
+                // Another replica may have decided on the same entities or events since.
+                self.catch_up().await?;
+                match self.resolve_candidates(envelope, candidates, attempt).await {
+                    Err(LogError::WrongExpectedVersion { .. })
+                        if attempt < MAX_CONFLICT_RETRIES =>
+                    {
+                        attempt += 1;
+                        metrics::counter!("parley_resolver_conflicts_total").increment(1);
+                        tracing::debug!(attempt, document = %candidates.document_id, "lost a race for an aggregate; retrying on fresh state");
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(resolved) => {
+                        handled_any |= resolved;
+                        break;
+                    }
+                }
             }
-            let extraction = convert::extraction_from_pb(candidates);
-            let meta = DocumentMeta {
-                id: candidates.document_id.clone(),
-                name: candidates.document_name.clone(),
-                reference_date: extraction.reference_date,
-            };
-            let resolution = self.with(|r| r.resolve_document(&meta, &extraction));
-            let mut decisions = resolution.decisions;
-            if !decisions
-                .iter()
-                .any(|d| matches!(d, Decision::DocumentResolved { .. }))
-            {
-                decisions.push(Decision::DocumentResolved {
-                    document_id: meta.id.clone(),
-                    document_name: meta.name.clone(),
-                    persons: resolution.persons,
-                    event_ids: resolution
-                        .events
-                        .iter()
-                        .map(|e| e.event_id.clone())
-                        .collect(),
-                });
-            }
-            let key = format!("resolve:{}", envelope.event_id);
-            self.commit(&key, &envelope.event_id, &meta.id, decisions)
-                .await?;
-            handled_any = true;
         }
         Ok(if handled_any {
             Handled::Done
         } else {
             Handled::Skipped
         })
+    }
+}
+
+impl ResolverState {
+    /// Resolves one extraction and commits the decisions; `false` if it was already resolved.
+    async fn resolve_candidates(
+        &self,
+        envelope: &parley_domain::pb::EventEnvelope,
+        candidates: &parley_domain::pb::CandidatesExtracted,
+        attempt: u32,
+    ) -> Result<bool, LogError> {
+        let already = self
+            .inner
+            .lock()
+            .expect("resolver lock poisoned")
+            .handled
+            .contains(&envelope.event_id);
+        if already {
+            return Ok(false);
+        }
+        let extraction = convert::extraction_from_pb(candidates);
+        let meta = DocumentMeta {
+            id: candidates.document_id.clone(),
+            name: candidates.document_name.clone(),
+            reference_date: extraction.reference_date,
+        };
+        let resolution = self.with(|r| r.resolve_document(&meta, &extraction));
+        let mut decisions = resolution.decisions;
+        if !decisions
+            .iter()
+            .any(|d| matches!(d, Decision::DocumentResolved { .. }))
+        {
+            decisions.push(Decision::DocumentResolved {
+                document_id: meta.id.clone(),
+                document_name: meta.name.clone(),
+                persons: resolution.persons,
+                event_ids: resolution
+                    .events
+                    .iter()
+                    .map(|e| e.event_id.clone())
+                    .collect(),
+            });
+        }
+        // A retry after a lost race decides differently: it needs its own message ids.
+        let key = match attempt {
+            0 => format!("resolve:{}", envelope.event_id),
+            n => format!("resolve:{}:retry{n}", envelope.event_id),
+        };
+        self.commit(&key, &envelope.event_id, &meta.id, decisions)
+            .await?;
+        Ok(true)
     }
 }

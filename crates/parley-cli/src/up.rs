@@ -1,0 +1,216 @@
+//! `parley up`: the whole system in one process, on one gRPC port.
+//!
+//! A newcomer should see Parley work without installing NATS, so by default
+//! the log is the embedded SQLite backend in a data directory. The same three
+//! services the deployments run as separate processes (ingest, resolver,
+//! notify) run here as tasks over that one log, and one gRPC server answers
+//! all their APIs plus health and reflection. `--nats URL` swaps the embedded
+//! log for JetStream without changing anything else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use parley_domain::pb::notify_service_client::NotifyServiceClient;
+use parley_domain::pb::{SubscribeRequest, subscribe_request::Start};
+use parley_ingest::{Ingest, IngestGrpc};
+use parley_log::EventLog;
+use parley_log::jetstream::{JetStreamConfig, JetStreamLog};
+use parley_log::sqlite::SqliteLog;
+use parley_notify::Notify;
+use parley_resolver::ResolverService;
+use parley_runtime::GrpcServer;
+
+use crate::display;
+use crate::sources::{self, FeedOptions};
+
+/// Sample articles bundled into the binary for `--demo` (our own writing, in `examples/articles/`).
+const DEMO_ARTICLES: &[(&str, &str)] = &[
+    (
+        "2025-04-02-riyadh.txt",
+        include_str!("../../../examples/articles/2025-04-02-riyadh.txt"),
+    ),
+    (
+        "2025-05-16-istanbul.txt",
+        include_str!("../../../examples/articles/2025-05-16-istanbul.txt"),
+    ),
+    (
+        "2025-06-27-washington.html",
+        include_str!("../../../examples/articles/2025-06-27-washington.html"),
+    ),
+];
+
+/// Flags of `parley up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Address of the one gRPC server answering every Parley API.
+    #[arg(long, env = "PARLEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc: SocketAddr,
+    /// Data directory of the embedded log (ignored with --nats).
+    #[arg(long, env = "PARLEY_DATA", default_value = "./parley-data")]
+    pub data: PathBuf,
+    /// Use a NATS JetStream server at this URL as the log instead of the embedded one.
+    #[arg(long, env = "PARLEY_NATS_URL")]
+    pub nats: Option<String>,
+    /// JetStream stream holding the log (with --nats).
+    #[arg(long, env = "PARLEY_STREAM", default_value = "PARLEY")]
+    pub stream: String,
+    /// Ingest the bundled sample articles and print every event a subscriber receives.
+    #[arg(long, env = "PARLEY_DEMO")]
+    pub demo: bool,
+    /// Ingest every file in this folder, and any file dropped into it later.
+    #[arg(long, env = "PARLEY_WATCH")]
+    pub watch: Option<PathBuf>,
+    /// RSS or Atom feed to poll (repeatable).
+    #[arg(long = "feed", env = "PARLEY_FEEDS", value_delimiter = ',')]
+    pub feeds: Vec<String>,
+    /// Seconds between two polls of a feed.
+    #[arg(long, env = "PARLEY_FEED_INTERVAL_SECS", default_value_t = 300.0)]
+    pub feed_interval_secs: f64,
+    /// Folder of extra knowledge-base TOML files extending the bundled one.
+    #[arg(long, env = "PARLEY_KB_DIR")]
+    pub kb_dir: Option<PathBuf>,
+    /// Largest document accepted, in bytes.
+    #[arg(long, env = "PARLEY_MAX_DOCUMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_document_bytes: usize,
+    /// Most items read from one feed.
+    #[arg(long, env = "PARLEY_MAX_FEED_ITEMS", default_value_t = 1000)]
+    pub max_feed_items: usize,
+    /// Seconds allowed for draining on SIGTERM or Ctrl-C.
+    #[arg(long, env = "PARLEY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Logging and metrics.
+    #[command(flatten)]
+    pub telemetry: parley_telemetry::TelemetryArgs,
+}
+
+/// Runs `parley up` until SIGTERM or Ctrl-C.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    parley_telemetry::init(&args.telemetry)?;
+    let shutdown =
+        parley_runtime::shutdown_on_signals(Duration::from_secs(args.shutdown_grace_secs));
+
+    let (log, where_) = open_log(&args).await?;
+    let kb = parley_kb::KnowledgeBase::load(args.kb_dir.as_deref())?;
+    let limits = parley_extract::Limits {
+        max_bytes: args.max_document_bytes,
+        max_feed_items: args.max_feed_items,
+    };
+
+    // The resolver and notify rebuild their state from the log before serving.
+    let resolver = ResolverService::start(log.clone(), &kb, shutdown.clone()).await?;
+    let notify = Notify::start(log.clone(), shutdown.clone()).await?;
+    let ingest = Arc::new(Ingest::new(log.clone(), &kb, limits));
+
+    let server = GrpcServer::new()
+        .add_service(IngestGrpc::new(ingest.clone(), args.max_document_bytes).into_server())
+        .add_service(resolver.grpc().into_server())
+        .add_service(notify.grpc(shutdown.clone()).into_server());
+    let listener = parley_runtime::grpc::bind(args.grpc).await?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    eprintln!(
+        "parley up: serving every API on {url} ({where_}) after {} ms",
+        started.elapsed().as_millis()
+    );
+    eprintln!(
+        "parley up: try `parley ingest --server {url} FILE` and `parley subscribe --server {url}`"
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if args.demo {
+        let url = url.clone();
+        let token = shutdown.token.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                result = print_deliveries(&url) => if let Err(e) = result {
+                    eprintln!("parley up: demo subscriber stopped: {e:#}");
+                },
+            }
+        });
+        let ingest = ingest.clone();
+        tasks.spawn(async move {
+            for (name, text) in DEMO_ARTICLES {
+                let response = ingest.submit(name, text.as_bytes(), None, None).await;
+                for error in response.errors {
+                    eprintln!("parley up: {}: {}", error.name, error.message);
+                }
+            }
+        });
+    }
+    if let Some(dir) = args.watch.clone() {
+        let ingest = ingest.clone();
+        let token = shutdown.token.clone();
+        let max = args.max_document_bytes;
+        tasks.spawn(async move {
+            if let Err(e) = sources::watch_folder(dir, ingest, max, token).await {
+                eprintln!("parley up: --watch stopped: {e:#}");
+            }
+        });
+    }
+    for feed in args.feeds.clone() {
+        let options = FeedOptions {
+            interval: Duration::from_secs_f64(args.feed_interval_secs.max(0.05)),
+            max_bytes: args.max_document_bytes,
+        };
+        let ingest = ingest.clone();
+        let token = shutdown.token.clone();
+        tasks.spawn(async move {
+            sources::poll_feed(feed, ingest, options, token).await;
+        });
+    }
+
+    server.serve(listener, shutdown.clone()).await?;
+    tasks.abort_all();
+    let _ = tokio::time::timeout(shutdown.grace, async {
+        resolver.stopped().await;
+        notify.stopped().await;
+    })
+    .await;
+    eprintln!("parley up: stopped");
+    Ok(())
+}
+
+/// Opens the log `parley up` runs over, and says which one it is.
+async fn open_log(args: &UpArgs) -> anyhow::Result<(Arc<dyn EventLog>, String)> {
+    match &args.nats {
+        Some(url) => {
+            let mut config = JetStreamConfig::new(url.clone());
+            config.stream_name = args.stream.clone();
+            let log = JetStreamLog::connect(config)
+                .await
+                .with_context(|| format!("cannot use the JetStream log at {url} (--nats)"))?;
+            Ok((Arc::new(log), format!("log: JetStream at {url}")))
+        }
+        None => {
+            let data = args.data.clone();
+            let log = tokio::task::spawn_blocking(move || SqliteLog::open(&data)).await??;
+            Ok((
+                Arc::new(log),
+                format!("log: embedded, in {}", args.data.display()),
+            ))
+        }
+    }
+}
+
+/// Subscribes to everything from the start of the log and prints one line per delivery.
+async fn print_deliveries(url: &str) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .connect()
+        .await?;
+    let mut stream = NotifyServiceClient::new(channel)
+        .subscribe(SubscribeRequest {
+            filter: String::new(),
+            start: Some(Start::FromSequence(1)),
+        })
+        .await?
+        .into_inner();
+    while let Some(delivery) = stream.message().await? {
+        println!("{}", display::delivery_line(&delivery));
+    }
+    Ok(())
+}
