@@ -34,6 +34,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 pub struct ServiceProcess {
     name: String,
     path: PathBuf,
+    args: Vec<String>,
     env: Vec<(String, String)>,
     child: Option<Child>,
     grpc_port: u16,
@@ -60,10 +61,43 @@ impl ServiceProcess {
         let mut process = Self {
             name: binary_name.to_owned(),
             path: binary(binary_name)?,
+            args: Vec::new(),
             env,
             child: None,
             grpc_port,
             log_path: log_dir.join(format!("{binary_name}.log")),
+        };
+        process.start()?;
+        Ok(process)
+    }
+
+    /// Spawns `parley up` over the embedded log in `data` (or `--nats URL` if
+    /// given among `extra_args`) on a free port; stdout and stderr go to a file.
+    pub fn spawn_up(
+        data: &std::path::Path,
+        extra_args: &[&str],
+        log_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let grpc_port = parley_testkit::free_port()?;
+        let mut args = vec![
+            "up".to_owned(),
+            "--data".to_owned(),
+            data.display().to_string(),
+            "--grpc".to_owned(),
+            format!("127.0.0.1:{grpc_port}"),
+        ];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let mut process = Self {
+            name: "parley up".to_owned(),
+            path: binary("parley")?,
+            args,
+            env: vec![
+                ("PARLEY_LOG".to_owned(), "info".to_owned()),
+                ("PARLEY_SHUTDOWN_GRACE_SECS".to_owned(), "3".to_owned()),
+            ],
+            child: None,
+            grpc_port,
+            log_path: log_dir.join("parley-up.log"),
         };
         process.start()?;
         Ok(process)
@@ -75,8 +109,10 @@ impl ServiceProcess {
             .append(true)
             .open(&self.log_path)?;
         let child = Command::new(&self.path)
+            .args(&self.args)
+            .env_remove("PARLEY_NATS_URL")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("spawning {}", self.path.display()))?;
@@ -106,6 +142,33 @@ impl ServiceProcess {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         self.start()
+    }
+
+    /// SIGTERM, then waits for the exit (at most `timeout`); returns whether it exited cleanly.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<bool> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(true);
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.success());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{} did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until `grpc.health.v1` reports SERVING.
