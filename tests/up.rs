@@ -605,3 +605,127 @@ async fn watched_folders_and_polled_feeds_ingest_each_item_once() -> anyhow::Res
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprocess_appends_only_what_a_better_extractor_changes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let article = "date 2025-05-02\nTalks in the south\n\nArmenian and Azerbaijani negotiators \
+                   met in Zorvanik on Tuesday for peace talks, officials said.\n";
+    let submit = || SubmitArticleRequest {
+        name: "zorvanik.txt".into(),
+        content: article.as_bytes().to_vec(),
+        media_type: String::new(),
+        source_url: String::new(),
+    };
+
+    // First run: the shipped knowledge base does not know the town, so no venue.
+    let mut up = ServiceProcess::spawn_up(&data, &[], dir.path())?;
+    let channel = up.wait_serving(STARTUP).await?;
+    IngestServiceClient::new(channel.clone())
+        .submit_article(submit())
+        .await?;
+    let mut deliveries = subscribe_all(channel).await?;
+    let mut received = Vec::new();
+    assert!(
+        receive_until(
+            &mut deliveries,
+            &mut received,
+            Duration::from_secs(30),
+            |r| !r.is_empty()
+        )
+        .await,
+        "{}",
+        up.log()
+    );
+    let first = received[0].event.clone().unwrap();
+    assert!(
+        first.venue.as_ref().is_none_or(|v| v.city.is_empty()),
+        "{first:?}"
+    );
+    assert!(up.terminate(Duration::from_secs(15))?);
+    drop(up);
+
+    // A better extractor: the same system with a knowledge base that knows the town.
+    let kb = dir.path().join("kb");
+    std::fs::create_dir(&kb)?;
+    std::fs::write(
+        kb.join("cities.toml"),
+        "[[city]]\nname = \"Zorvanik\"\ncountry = \"ARM\"\n",
+    )?;
+    let kb_arg = kb.display().to_string();
+    let mut up = ServiceProcess::spawn_up(&data, &["--kb-dir", &kb_arg], dir.path())?;
+    let channel = up.wait_serving(STARTUP).await?;
+    let mut deliveries = subscribe_all(channel).await?;
+    let reprocess = |extra: &[&str]| {
+        std::process::Command::new(parley_e2e::binary("parley").unwrap())
+            .args(["reprocess", "--server", &up.url()])
+            .args(extra)
+            .output()
+    };
+    let dry = reprocess(&["--dry-run"])?;
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&dry.stderr).contains("1 changed"),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let run = reprocess(&["--since", "2000-01-01"])?;
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("1 changed"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // Subscribers see the same event, amended, as a new version.
+    let mut received = Vec::new();
+    let amended = |r: &[SubscribeResponse]| {
+        r.iter().any(|d| {
+            d.kind == parley_domain::pb::UpdateKind::Amended as i32
+                && d.event.as_ref().is_some_and(|e| {
+                    e.event_id == first.event_id
+                        && e.version == first.version + 1
+                        && e.venue
+                            .as_ref()
+                            .is_some_and(|v| v.city == "Zorvanik" && v.country == "ARM")
+                })
+        })
+    };
+    assert!(
+        receive_until(
+            &mut deliveries,
+            &mut received,
+            Duration::from_secs(30),
+            amended
+        )
+        .await,
+        "no amendment delivered: {received:#?}\n{}",
+        up.log()
+    );
+
+    // Nothing changes the second time, and no event is duplicated.
+    let again = reprocess(&[])?;
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("0 changed"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(up.terminate(Duration::from_secs(15))?);
+    let census = census(&data).await?;
+    assert_eq!(census.recorded.len(), 1, "{:?}", census.recorded);
+    assert_eq!(
+        census.resolved.values().sum::<usize>(),
+        2,
+        "one resolution per extraction"
+    );
+    Ok(())
+}

@@ -67,6 +67,18 @@ enum Command {
         #[arg(long)]
         exit_when_idle: Option<f64>,
     },
+    /// Re-extract stored articles with the current extractor and append only what changed.
+    Reprocess {
+        /// gRPC URL of `parley up` or of the ingest service.
+        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// Only articles ingested at or after this RFC 3339 time (or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Report what would change without appending anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Look up and correct canonical entities (people, states, organisations).
     Entities {
         /// gRPC URL of `parley up` or of the resolver service.
@@ -138,6 +150,11 @@ impl Cli {
                 exit_when_idle,
             } => subscribe(&server, filter, &from, exit_when_idle).await,
             Command::Entities { server, action } => entities(&server, action).await,
+            Command::Reprocess {
+                server,
+                since,
+                dry_run,
+            } => reprocess(&server, since.as_deref(), dry_run).await,
         }
     }
 }
@@ -222,6 +239,49 @@ async fn ingest(server: &str, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Parses an RFC 3339 time or a bare date (midnight UTC).
+fn parse_time(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").with_context(|| {
+        format!("{flag} {text:?}: expected an RFC 3339 time or a date (YYYY-MM-DD)")
+    })?;
+    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+async fn reprocess(server: &str, since: Option<&str>, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let since = since.map(|s| parse_time(s, "--since")).transpose()?;
+    let mut client = IngestServiceClient::new(connect(server).await?);
+    let response = client
+        .reprocess(parley_domain::pb::ReprocessRequest {
+            since: since.map(time::to_timestamp),
+            dry_run,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    for id in &response.changed_document_ids {
+        println!("{id}\t{}", if dry_run { "would change" } else { "changed" });
+    }
+    for error in &response.errors {
+        eprintln!("parley reprocess: {}: {}", error.name, error.message);
+    }
+    eprintln!(
+        "parley reprocess: {} examined, {} changed, {} unchanged, {} failed{}",
+        response.examined,
+        response.changed,
+        response.unchanged,
+        response.errors.len(),
+        if dry_run { " (dry run: nothing appended)" } else { "" }
+    );
+    Ok(if response.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 

@@ -34,9 +34,9 @@ pub enum IngestError {
 
 /// Reads documents and appends them with their candidate events.
 pub struct Ingest {
-    log: Arc<dyn EventLog>,
-    extractor: Extractor,
-    limits: Limits,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) extractor: Extractor,
+    pub(crate) limits: Limits,
 }
 
 impl Ingest {

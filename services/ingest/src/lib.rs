@@ -8,6 +8,7 @@
 //! the same content appends nothing.
 
 mod ingest;
+mod reprocess;
 mod service;
 
 use std::net::SocketAddr;

@@ -27,7 +27,8 @@ struct Inner {
     resolver: Resolver,
     /// Ids of `CandidatesExtracted` events already resolved (from DocumentResolved causation ids).
     handled: HashSet<String>,
-    documents: u64,
+    /// Events each resolved document reports (its latest resolution), to diff a re-extraction.
+    document_events: HashMap<String, Vec<String>>,
     /// Last log sequence folded into the resolver: the state is exactly the log up to here.
     applied: u64,
     /// Last record's sequence of every entity and talks aggregate, for expected-version appends.
@@ -61,7 +62,7 @@ impl ResolverState {
             inner: Mutex::new(Inner {
                 resolver: Resolver::new(kb),
                 handled: HashSet::new(),
-                documents: 0,
+                document_events: HashMap::new(),
                 applied: 0,
                 versions: HashMap::new(),
             }),
@@ -151,9 +152,16 @@ impl ResolverState {
         }
         for (envelope, event) in record.events() {
             if let Some(decision) = decision_from_event(event) {
-                if matches!(decision, Decision::DocumentResolved { .. }) {
+                if let Decision::DocumentResolved {
+                    document_id,
+                    event_ids,
+                    ..
+                } = &decision
+                {
                     inner.handled.insert(envelope.causation_id.clone());
-                    inner.documents += 1;
+                    inner
+                        .document_events
+                        .insert(document_id.clone(), event_ids.clone());
                 }
                 inner.resolver.apply(&decision);
             }
@@ -182,7 +190,7 @@ impl ResolverState {
         StateSummary {
             entities,
             events,
-            documents: inner.documents,
+            documents: inner.document_events.len() as u64,
             digest: hex::encode(hasher.finalize()),
         }
     }
@@ -257,6 +265,71 @@ impl ResolverState {
     }
 }
 
+/// What a re-extraction of `document_id` changes in events it reported before:
+/// an event it no longer reports is retracted when it was its only source, or
+/// loses this source otherwise; an event only it reports whose fields changed
+/// is amended. New events are recorded by `resolve_document` as usual.
+fn revise(
+    resolver: &Resolver,
+    document_id: &str,
+    previous: &[String],
+    now: &[parley_resolve::ResolvedEvent],
+) -> Vec<Decision> {
+    use parley_extract::model::TalksEvent;
+    let current = |id: &str| resolver.events().find(|e| e.event_id == id).cloned();
+    let only_source = |event: &TalksEvent| event.evidence.iter().all(|e| e.document_id == document_id);
+    // Fields a reader cares about, without bookkeeping (versions, counts, evidence).
+    let content = |event: &TalksEvent| {
+        let mut event = event.clone();
+        event.event_id.clear();
+        event.version = 0;
+        event.source_count = 0;
+        event.evidence.clear();
+        event.reported_on = None;
+        event.retracted = false;
+        event
+    };
+    let mut decisions = Vec::new();
+    for id in previous {
+        let Some(event) = current(id) else { continue };
+        if event.retracted {
+            continue;
+        }
+        match now.iter().find(|r| &r.event_id == id) {
+            None if only_source(&event) => decisions.push(Decision::RetractEvent {
+                event_id: id.clone(),
+                reason: format!("re-extraction of {document_id} no longer reports it"),
+                version: event.version + 1,
+            }),
+            None => {
+                let mut amended = event.clone();
+                amended.evidence.retain(|e| e.document_id != document_id);
+                let sources: HashSet<&str> =
+                    amended.evidence.iter().map(|e| e.document_id.as_str()).collect();
+                amended.source_count = sources.len() as u32;
+                amended.version += 1;
+                decisions.push(Decision::AmendEvent {
+                    event: amended,
+                    reason: format!("re-extraction of {document_id} no longer reports it"),
+                });
+            }
+            Some(reported) if only_source(&event) && content(&reported.event) != content(&event) => {
+                let mut amended = reported.event.clone();
+                amended.event_id = id.clone();
+                amended.version = event.version + 1;
+                amended.source_count = event.source_count;
+                amended.reported_on = event.reported_on;
+                decisions.push(Decision::AmendEvent {
+                    event: amended,
+                    reason: format!("re-extraction of {document_id} reads it differently"),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    decisions
+}
+
 fn uuid_like() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -326,7 +399,23 @@ impl ResolverState {
             reference_date: extraction.reference_date,
         };
         let resolution = self.with(|r| r.resolve_document(&meta, &extraction));
+        let previous = self
+            .inner
+            .lock()
+            .expect("resolver lock poisoned")
+            .document_events
+            .get(&meta.id)
+            .cloned();
         let mut decisions = resolution.decisions;
+        if let Some(previous) = previous {
+            // A re-extraction of a resolved document: amend and retract what it changed.
+            let revisions = self.with(|r| revise(r, &meta.id, &previous, &resolution.events));
+            let at = decisions
+                .iter()
+                .position(|d| matches!(d, Decision::DocumentResolved { .. }))
+                .unwrap_or(decisions.len());
+            decisions.splice(at..at, revisions);
+        }
         if !decisions
             .iter()
             .any(|d| matches!(d, Decision::DocumentResolved { .. }))
