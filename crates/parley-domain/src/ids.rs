@@ -13,7 +13,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The same name always maps to the same document, so a re-submitted article
 /// is recognised; different content under the same name is a new revision.
 pub fn document_id(name: &str) -> String {
-    format!("doc-{}", &sha256_hex(name.as_bytes())[..20])
+    // One scheme for the whole system: the extractor's (documents are named where they are read).
+    parley_extract::document::document_id(name)
 }
 
 /// A subject-safe token for arbitrary text (ids may contain characters NATS subjects forbid).
