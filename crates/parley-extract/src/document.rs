@@ -141,6 +141,17 @@ pub fn read_documents(
             ),
         ))];
     }
+    // UTF-16 declares itself with a byte-order mark; without one its NUL
+    // bytes make it "binary" below, which is the clear error we want.
+    let utf16;
+    let bytes = match decode_utf16_bom(bytes) {
+        Some(Ok(s)) => {
+            utf16 = s.into_bytes();
+            &utf16[..]
+        }
+        Some(Err(reason)) => return vec![Err(DocumentError::new(&name, reason))],
+        None => bytes,
+    };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return vec![Err(DocumentError::new(&name, "empty document"))];
@@ -162,6 +173,76 @@ pub fn read_documents(
         Kind::Html => vec![read_html(&name, &decoded, warnings)],
         Kind::Feed => read_feed(&name, &decoded, limits, warnings),
     }
+}
+
+/// Reads a file from disk into documents like [`read_documents`], refusing
+/// files over `limits.max_bytes` before reading them (by their size, and by
+/// never reading more than the limit plus one byte, in case the size lies),
+/// so a huge file costs no memory. Errors name the file.
+pub fn read_path(
+    path: &std::path::Path,
+    media_type_hint: Option<&str>,
+    limits: &Limits,
+) -> Vec<Result<Document, DocumentError>> {
+    use std::io::Read;
+    let shown = path.to_string_lossy();
+    let name = base_name(&shown);
+    let too_large = |size: u64| {
+        vec![Err(DocumentError::new(
+            &name,
+            format!(
+                "too large: {size} bytes, the limit is {} bytes",
+                limits.max_bytes
+            ),
+        ))]
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return vec![Err(DocumentError::new(&name, format!("cannot open: {e}")))],
+    };
+    if let Ok(meta) = file.metadata()
+        && meta.len() > limits.max_bytes as u64
+    {
+        return too_large(meta.len());
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = file
+        .take(limits.max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+    {
+        return vec![Err(DocumentError::new(&name, format!("cannot read: {e}")))];
+    }
+    if bytes.len() > limits.max_bytes {
+        return too_large(bytes.len() as u64);
+    }
+    read_documents(&shown, &bytes, media_type_hint, limits)
+}
+
+/// UTF-16 text with a byte-order mark, decoded; `None` without a mark.
+fn decode_utf16_bom(bytes: &[u8]) -> Option<Result<String, String>> {
+    let little = match bytes {
+        [0xFF, 0xFE, ..] => true,
+        [0xFE, 0xFF, ..] => false,
+        _ => return None,
+    };
+    let body = &bytes[2..];
+    if !body.len().is_multiple_of(2) {
+        return Some(Err(
+            "UTF-16 (byte-order mark) with an odd number of bytes".into()
+        ));
+    }
+    let units = body.chunks_exact(2).map(|c| {
+        if little {
+            u16::from_le_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], c[1]])
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|e| format!("invalid UTF-16 despite its byte-order mark: {e}")),
+    )
 }
 
 /// File name without folders (both separators, so Windows paths work too).
@@ -821,82 +902,5 @@ mod tests {
         assert_eq!(d.name, "urn:uuid:1");
         assert_eq!(d.media_type, "application/atom+xml");
         assert_eq!(d.reference_date, NaiveDate::from_ymd_opt(2025, 1, 2));
-    }
-
-    #[test]
-    fn bad_inputs_are_named_errors() {
-        let limits = Limits::default();
-        let e = |name: &str, b: &[u8]| {
-            read_documents(name, b, None, &limits)
-                .remove(0)
-                .unwrap_err()
-        };
-        assert!(e("empty.txt", b"   \n").reason.contains("empty"));
-        assert!(e("bin.txt", b"abc\0def").reason.contains("binary"));
-        let err = e(
-            "bad.xml",
-            b"<?xml version=\"1.0\"?><rss><channel><item><title>x</ti",
-        );
-        assert_eq!(err.name, "bad.xml");
-        assert!(err.reason.contains("malformed"), "{}", err.reason);
-        let xxe = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><rss version="2.0"><channel><item><title>&x;</title></item></channel></rss>"#;
-        let err = e("xxe.xml", xxe);
-        assert!(err.reason.contains("entity"), "{}", err.reason);
-        let garbage: Vec<u8> = (0..400).map(|i| 0x80 + (i % 60) as u8).collect();
-        assert!(e("g.txt", &garbage).reason.contains("UTF-8"));
-    }
-
-    #[test]
-    fn oversized_input_errors_quickly() {
-        let limits = Limits {
-            max_bytes: 1024,
-            ..Limits::default()
-        };
-        let big = vec![b'a'; 50 * 1024 * 1024];
-        let start = std::time::Instant::now();
-        let r = read_documents("big.txt", &big, None, &limits);
-        assert!(start.elapsed() < std::time::Duration::from_millis(100));
-        assert!(r[0].as_ref().unwrap_err().reason.contains("too large"));
-    }
-
-    #[test]
-    fn latin1_with_declared_charset_and_lossy_utf8() {
-        let mut raw = b"<html><head><meta charset=\"iso-8859-1\"></head><body><p>Erdo".to_vec();
-        raw.push(0xe9);
-        raw.extend_from_slice(b" spoke.</p></body></html>");
-        let d = one("l.html", &raw).unwrap();
-        assert!(d.text.contains("Erdoé spoke."), "{}", d.text);
-        let mut raw = "A long enough plain text sentence about talks in Doha. "
-            .repeat(5)
-            .into_bytes();
-        raw.push(0xff);
-        let d = one("u.txt", &raw).unwrap();
-        assert!(d.warnings.iter().any(|w| w.contains("UTF-8")));
-    }
-
-    #[test]
-    fn feed_item_limit_reports_the_rest() {
-        let mut raw =
-            String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>W</title>");
-        for i in 0..30 {
-            raw.push_str(&format!(
-                "<item><title>T{i}</title><guid>id-{i}</guid><description>x</description></item>"
-            ));
-        }
-        raw.push_str("</channel></rss>");
-        let limits = Limits {
-            max_feed_items: 10,
-            ..Limits::default()
-        };
-        let docs = read_documents("f.xml", raw.as_bytes(), None, &limits);
-        assert_eq!(docs.iter().filter(|d| d.is_ok()).count(), 10);
-        assert!(
-            docs.last()
-                .unwrap()
-                .as_ref()
-                .unwrap_err()
-                .reason
-                .contains("30 items")
-        );
     }
 }

@@ -35,6 +35,8 @@ pub const EXTRACTOR_VERSION: &str =
 /// Reads events and person mentions from documents; build once and share.
 pub struct Extractor {
     lex: Lexicon,
+    /// Who held which post when: resolves "Ukraine's defence minister" to a person.
+    kb: KnowledgeBase,
 }
 
 /// ASCII-folded document text with a map back to character offsets.
@@ -43,6 +45,10 @@ struct Folded {
     /// `map[i]` is the character offset in the original text of folded byte `i`;
     /// one extra entry for the end.
     map: Vec<u32>,
+    /// `bytes[c]` is the byte offset in the original text of character `c`;
+    /// one extra entry for the end. Turns character spans back into slices
+    /// without walking the text from its start each time.
+    bytes: Vec<u32>,
 }
 
 impl Folded {
@@ -50,7 +56,9 @@ impl Folded {
         let mut text = String::with_capacity(original.len() + 16);
         let mut map = Vec::with_capacity(original.len() + 17);
         let mut count = 0u32;
-        for (ci, c) in original.chars().enumerate() {
+        let mut bytes = Vec::with_capacity(original.len() + 1);
+        for (ci, (bi, c)) in original.char_indices().enumerate() {
+            bytes.push(bi as u32);
             let before = text.len();
             fold_char(c, &mut text);
             for _ in before..text.len() {
@@ -59,7 +67,14 @@ impl Folded {
             count = ci as u32 + 1;
         }
         map.push(count);
-        Folded { text, map }
+        bytes.push(original.len() as u32);
+        Folded { text, map, bytes }
+    }
+
+    /// The original text of characters `start..end` (as from [`Folded::chars`]).
+    fn original<'a>(&self, original: &'a str, start: u32, end: u32) -> &'a str {
+        let at = |c: u32| self.bytes[(c as usize).min(self.bytes.len() - 1)] as usize;
+        &original[at(start)..at(end.max(start))]
     }
 
     fn chars(&self, start: usize, end: usize) -> (u32, u32) {
@@ -149,6 +164,9 @@ struct Trigger {
     separate: bool,
     /// A verb form of ceasefire that one side declares ("halt attacks").
     unilateral_verb: bool,
+    /// "Ukraine's delegation is X and Y", "Russia's team was led by X": who
+    /// sat at talks already reported; adds participants, never an event.
+    roster: bool,
 }
 
 /// A candidate before document-level repair.
@@ -164,6 +182,8 @@ struct Draft {
     dated: bool,
     /// "both sides agreed": the sides are those of the previous event.
     both_sides: bool,
+    /// A delegation roster: participants for the talks of its sides.
+    roster: bool,
 }
 
 /// `PARLEY_DEBUG=1` prints each trigger sentence's candidates and actors to stderr.
@@ -178,6 +198,18 @@ macro_rules! re {
 re!(
     TALKS_RE,
     r"(?i)\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|by\s+(?:tele)?phone)|speak\s+(?:with|to)|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
+);
+re!(
+    ROSTER_RE,
+    r"(?i)\b(?:delegations?|delegates|negotiators|(?:negotiating\s+)?teams?)\b"
+);
+re!(
+    ROSTER_VERB_RE,
+    r"(?i)\b(?:(?:led|headed|represented)\s+by|includ(?:es|ed|ing)|compris(?:es|ed|ing)|consist(?:s|ed|ing)\s+of|made\s+up\s+of|is|are|was|were|welcomed|greeted|received|joined)\b"
+);
+re!(
+    ROLE_OF_RE,
+    r"(?i)\bthe\s+(?P<role>(?:foreign|defen[cs]e|prime|interior)\s+minister|president|secretary\s+of\s+state|minister\s+of\s+(?:foreign\s+affairs|defen[cs]e))\s+of\s+(?:the\s+)?(?P<of>[A-Z])"
 );
 re!(
     CEASEFIRE_RE,
@@ -475,11 +507,6 @@ impl Cues {
             })
     }
 
-    /// Any cue at the start of a word (stems).
-    fn any_prefix(&self, hay: &str) -> bool {
-        self.matches(hay, false).next().is_some()
-    }
-
     /// Any cue as a whole word.
     fn any(&self, hay: &str) -> bool {
         self.matches(hay, true).next().is_some()
@@ -529,56 +556,96 @@ cues!(
         "slated",
     ]
 );
-cues!(
-    TRIGGER_STEMS,
-    &[
-        "talk",
-        "negotiat",
-        "meet",
-        "met",
-        "summit",
-        "consult",
-        "call",
-        "spoke",
-        "speak",
-        "discuss",
-        "sat down",
-        "cease",
-        "truce",
-        "armistice",
-        "hostilities",
-        "moratorium",
-        "halt",
-        "stop",
-        "pause",
-        "suspend",
-        "agree",
-        "deal",
-        "accord",
-        "treat",
-        "memorand",
-        "framework",
-        "declaration",
-        "swap",
-        "exchange",
-        "violat",
-        "breach",
-        "broke",
-        "accus",
-        "collaps",
-        "expir",
-        "end",
-        "called off",
-        "scrap",
-        "abandon",
-        "terminat",
-        "withdr",
-        "pulled out",
-        "resum",
-        "round",
-        "peace plan",
-    ]
-);
+/// Trigger families a stem can start (bits of [`TriggerKinds`]).
+type TriggerKinds = u8;
+const K_TALKS: TriggerKinds = 1;
+const K_CEASEFIRE: TriggerKinds = 2;
+const K_AGREEMENT: TriggerKinds = 4;
+const K_VIOLATION: TriggerKinds = 8;
+const K_ENDED: TriggerKinds = 16;
+const K_ROSTER: TriggerKinds = 32;
+
+/// Word starts without which a trigger family cannot match: a sentence with
+/// none is skipped, and a family whose stems are absent skips its (costly)
+/// regular expression. Each stem carries every family it may begin, since
+/// the automaton reports one stem per position.
+const TRIGGER_STEM_KINDS: &[(&str, TriggerKinds)] = &[
+    ("talk", K_TALKS),
+    ("negotiat", K_TALKS | K_ROSTER),
+    ("meet", K_TALKS),
+    ("met", K_TALKS),
+    ("summit", K_TALKS),
+    ("consult", K_TALKS),
+    ("call", K_TALKS),
+    ("called off", K_TALKS | K_ENDED),
+    ("spoke", K_TALKS),
+    ("speak", K_TALKS),
+    ("discuss", K_TALKS),
+    ("sat down", K_TALKS),
+    ("round", K_TALKS),
+    ("phone", K_TALKS),
+    ("telephone", K_TALKS),
+    ("video", K_TALKS),
+    ("delegat", K_ROSTER),
+    ("team", K_ROSTER),
+    ("cease", K_CEASEFIRE | K_ENDED),
+    ("truce", K_CEASEFIRE | K_ENDED),
+    ("armistice", K_CEASEFIRE),
+    ("cessation", K_CEASEFIRE),
+    ("hostilities", K_CEASEFIRE),
+    ("moratorium", K_CEASEFIRE),
+    ("halt", K_CEASEFIRE),
+    ("stop", K_CEASEFIRE),
+    ("pause", K_CEASEFIRE),
+    ("paus", K_CEASEFIRE),
+    ("suspen", K_CEASEFIRE),
+    ("freeze", K_CEASEFIRE),
+    ("agree", K_AGREEMENT),
+    ("deal", K_AGREEMENT),
+    ("accord", K_AGREEMENT),
+    ("treat", K_AGREEMENT),
+    ("memorand", K_AGREEMENT),
+    ("framework", K_AGREEMENT),
+    ("declaration", K_AGREEMENT),
+    ("swap", K_AGREEMENT),
+    ("exchange", K_AGREEMENT),
+    ("prisoner", K_AGREEMENT),
+    ("peace plan", K_AGREEMENT),
+    ("violat", K_VIOLATION),
+    ("breach", K_VIOLATION),
+    ("broke", K_VIOLATION | K_ENDED),
+    ("accus", K_VIOLATION),
+    ("resum", K_ENDED),
+    ("collaps", K_ENDED),
+    ("expir", K_ENDED),
+    ("end", K_ENDED),
+    ("scrap", K_ENDED),
+    ("abandon", K_ENDED),
+    ("terminat", K_ENDED),
+    ("withdr", K_ENDED),
+    ("pulled out", K_ENDED),
+];
+
+static TRIGGER_STEMS: LazyLock<Cues> = LazyLock::new(|| {
+    let words: Vec<&str> = TRIGGER_STEM_KINDS.iter().map(|(w, _)| *w).collect();
+    Cues::new(&words)
+});
+
+/// The trigger families whose stems start a word of `sent`.
+fn trigger_kinds(sent: &str) -> TriggerKinds {
+    let mut kinds = 0;
+    for (s, e) in TRIGGER_STEMS.matches(sent, false) {
+        let stem = &sent[s..e];
+        if let Some((_, k)) = TRIGGER_STEM_KINDS
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(stem))
+        {
+            kinds |= k;
+        }
+    }
+    kinds
+}
+
 cues!(AGREE_SET, AGREE_CUES);
 cues!(
     BREAK_SET,
@@ -619,6 +686,7 @@ impl Extractor {
     pub fn new(kb: &KnowledgeBase) -> Extractor {
         Extractor {
             lex: Lexicon::new(kb),
+            kb: kb.clone(),
         }
     }
 
@@ -649,7 +717,13 @@ impl Extractor {
         }
         actors.sort_by_key(|a| a.start);
         mark_roles(text, &mut actors);
-        let dyad = pick_dyad(&actors);
+        let role_refs = self.role_references(text, &actors, &persons, reference);
+        // How often each side is named (places aside): counted once per document.
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for a in actors.iter().filter(|a| !a.place) {
+            *counts.entry(a.code.as_str()).or_default() += 1;
+        }
+        let dyad = pick_dyad(&counts);
         let has_ceasefire = CEASEFIRE_RE.is_match(text);
 
         let mut drafts: Vec<Draft> = Vec::new();
@@ -664,6 +738,8 @@ impl Extractor {
                 &actors,
                 &cities,
                 &persons,
+                &role_refs,
+                &counts,
                 dyad,
                 has_ceasefire,
                 dateline.as_ref(),
@@ -677,7 +753,7 @@ impl Extractor {
             .map(|p| {
                 let (start, end) = folded.chars(p.start, p.end);
                 PersonMention {
-                    text: char_slice(&doc.text, start, end),
+                    text: folded.original(&doc.text, start, end).to_owned(),
                     start,
                     end,
                     role: p.role.clone(),
@@ -829,9 +905,11 @@ impl Extractor {
             .collect();
         let runs = capital_runs(text);
         for run in &runs {
+            // Sentences are in text order: binary search, not a scan per run.
             let sentence_idx = sentences
-                .iter()
-                .position(|s| run.start >= s.start && run.start < s.end);
+                .partition_point(|s| s.start <= run.start)
+                .checked_sub(1)
+                .filter(|&i| run.start < sentences[i].end);
             let title_case_line = sentence_idx.is_some_and(|i| title_case[i]);
             let tokens = &run.tokens;
             // Strip leading titles, demonyms and function words.
@@ -984,6 +1062,96 @@ impl Extractor {
         out
     }
 
+    /// Posts named without a person ("Ukraine's foreign minister", "the
+    /// Turkish President", "the Secretary of State of the United States"):
+    /// each becomes the one holder of that post on the publication day, as a
+    /// participant only (it is not a name, so not a person mention).
+    fn role_references(
+        &self,
+        text: &str,
+        actors: &[ActorMention],
+        persons: &[Person],
+        reference: Option<NaiveDate>,
+    ) -> Vec<Person> {
+        let Some(day) = reference else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for a in actors.iter().filter(|a| !a.from_person && !a.place) {
+            // "Ukraine's foreign minister", "the Ukrainian defence minister".
+            let mut pos = a.end;
+            if text[pos..].starts_with("'s ") {
+                pos += 2;
+            }
+            let Some((phrase, end)) = role_phrase(text, pos) else {
+                continue;
+            };
+            // A name right after the post: the name itself was found already.
+            if next_word_is_name(text, end)
+                || persons.iter().any(|p| p.start >= end && p.start <= end + 1)
+            {
+                continue;
+            }
+            if text[..a.start]
+                .trim_end()
+                .to_ascii_lowercase()
+                .ends_with("former")
+            {
+                continue;
+            }
+            if let Some(p) = self.holder(phrase, &a.code, day, a.start, end) {
+                out.push(p);
+            }
+        }
+        // "the foreign minister of Ukraine".
+        for c in ROLE_OF_RE.captures_iter(text) {
+            let (m, of) = (c.get(0).unwrap(), c.name("of").unwrap());
+            let Some(a) = actors
+                .iter()
+                .find(|a| a.start == of.start() && !a.from_person)
+            else {
+                continue;
+            };
+            let phrase = c.name("role").unwrap().as_str();
+            if out
+                .iter()
+                .any(|p: &Person| p.start <= m.start() && m.start() < p.end)
+            {
+                continue;
+            }
+            if let Some(p) = self.holder(phrase, &a.code, day, m.start(), a.end) {
+                out.push(p);
+            }
+        }
+        out.sort_by_key(|p| p.start);
+        out
+    }
+
+    /// The single holder of `phrase` for `code` on `day`, as a role reference.
+    fn holder(
+        &self,
+        phrase: &str,
+        code: &str,
+        day: NaiveDate,
+        start: usize,
+        end: usize,
+    ) -> Option<Person> {
+        let key = parley_kb::canonical_role(phrase)?;
+        let holders = self.kb.holders(key, code, day);
+        let [p] = holders.as_slice() else {
+            return None;
+        };
+        Some(Person {
+            start,
+            end,
+            text: p.name.clone(),
+            kb_id: Some(p.id.clone()),
+            source: "role",
+            role: Some(phrase.to_owned()),
+            affiliation: Some(code.to_owned()),
+        })
+    }
+
     /// Reads the events of one sentence into drafts.
     #[allow(clippy::too_many_arguments)]
     fn sentence_events(
@@ -994,6 +1162,8 @@ impl Extractor {
         actors: &[ActorMention],
         cities: &[CityMention],
         persons: &[Person],
+        role_refs: &[Person],
+        counts: &HashMap<&str, usize>,
         dyad: Option<(&'static str, &'static str)>,
         has_ceasefire: bool,
         dateline: Option<&Dateline>,
@@ -1002,11 +1172,14 @@ impl Extractor {
         let text = &folded.text;
         let (ss, se) = (sentence.start, sentence.end);
         let sent = &text[ss..se];
-        let lower = sent.to_ascii_lowercase();
-        if !TRIGGER_STEMS.any_prefix(sent) {
+        // Most sentences have no trigger word: one automaton pass rules them
+        // out, and tells which families' expressions are worth running.
+        let kinds = trigger_kinds(sent);
+        if kinds == 0 {
             return;
         }
-        let mut triggers = find_triggers(sent, ss, has_ceasefire);
+        let lower = sent.to_ascii_lowercase();
+        let mut triggers = find_triggers(sent, ss, has_ceasefire, kinds);
         if triggers.is_empty() {
             return;
         }
@@ -1103,7 +1276,7 @@ impl Extractor {
         let dates = find_dates(sent, doc.reference_date);
         let sentence_scope = scopes(sent);
         let first_trigger = triggers[0].start;
-        let dyad = sentence_dyad(&sent_actors, actors).or(dyad);
+        let dyad = sentence_dyad(&sent_actors, counts).or(dyad);
 
         for (ti, t) in triggers.iter().enumerate() {
             let (_, clause_end) = clause_bounds(text, ss, se, t.start, t.end);
@@ -1174,8 +1347,12 @@ impl Extractor {
             let attribution = attribution(text, ss, se, persons, actors);
             let participants: Vec<&Person> = persons
                 .iter()
+                .chain(role_refs)
                 .filter(|p| {
-                    p.start >= ss && p.end <= se && (p.start < t.start || p.start < region_end)
+                    p.start >= ss
+                        && p.end <= se
+                        && (t.roster || p.start < t.start || p.start < region_end)
+                        && !(t.roster && is_speaker(text, p.end))
                 })
                 .collect();
             let (etype, status, unilateral) = match t.kind {
@@ -1378,8 +1555,18 @@ impl Extractor {
                     .iter()
                     .filter(|p| matches!(t.kind, TriggerKind::Talks) || p.start < t.start + 200)
                     .map(|p| Participant {
-                        entity_id: String::new(),
-                        name: char_text(doc, folded, p.start, p.end),
+                        // A post named without a name ("the Saudi foreign
+                        // minister") stands for its holder on the day.
+                        entity_id: if p.source == "role" {
+                            p.kb_id.clone().unwrap_or_default()
+                        } else {
+                            String::new()
+                        },
+                        name: if p.source == "role" {
+                            p.text.clone()
+                        } else {
+                            char_text(doc, folded, p.start, p.end)
+                        },
                         affiliation: p.affiliation.clone(),
                         role: p.role.clone(),
                     })
@@ -1445,6 +1632,7 @@ impl Extractor {
                         anchor_offset,
                         dated,
                         both_sides: false,
+                        roster: false,
                     });
                 }
                 continue;
@@ -1457,9 +1645,120 @@ impl Extractor {
                 anchor_offset,
                 dated,
                 both_sides,
+                roster: t.roster,
             });
         }
     }
+}
+
+/// Words that make up a post ("foreign minister", "secretary of state").
+const ROLE_WORDS: &[&str] = &[
+    "president",
+    "prime",
+    "minister",
+    "foreign",
+    "defense",
+    "defence",
+    "secretary",
+    "of",
+    "state",
+    "national",
+    "security",
+    "adviser",
+    "advisor",
+    "affairs",
+    "chancellor",
+    "vice",
+    "deputy",
+    "interior",
+    "king",
+    "emir",
+    "crown",
+    "prince",
+    "supreme",
+    "leader",
+];
+
+/// Words a post wording ends with ("minister", "president", "secretary of
+/// state"): only phrases ending so are looked up.
+const ROLE_HEADS: &[&str] = &[
+    "president",
+    "minister",
+    "secretary",
+    "state",
+    "adviser",
+    "advisor",
+    "chancellor",
+    "king",
+    "emir",
+    "prince",
+    "leader",
+    "affairs",
+    "security",
+];
+
+/// The longest post wording starting at `pos` (after spaces), up to five
+/// words, that the knowledge base knows; with its end offset.
+fn role_phrase(text: &str, pos: usize) -> Option<(&str, usize)> {
+    let start = pos + (text[pos..].len() - text[pos..].trim_start_matches(' ').len());
+    // End offsets of the phrases that end with a head word, shortest first.
+    let mut ends: Vec<usize> = Vec::new();
+    let mut cursor = start;
+    let mut stop = start;
+    for _ in 0..5 {
+        let rest = &text[cursor..];
+        let len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let word = &rest[..len];
+        if len == 0 || !ROLE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+            break;
+        }
+        let end = cursor + len;
+        if ROLE_HEADS.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+            ends.push(end);
+        }
+        stop = end;
+        if !text[end..].starts_with(' ') {
+            break;
+        }
+        cursor = end + 1;
+    }
+    // "Russian President Vladimir Putin": a title before a name, which the
+    // name rules handle.
+    if ends.is_empty() || next_word_is_name(text, stop) {
+        return None;
+    }
+    // The knowledge base's role reader is thorough but not cheap: ask it
+    // only about candidates, longest first.
+    ends.iter()
+        .rev()
+        .find(|&&end| parley_kb::canonical_role(&text[start..end]).is_some())
+        .map(|&end| (&text[start..end], end))
+}
+
+/// A capitalised word (not a function word) right after `end`: the post is a
+/// title before a name.
+fn next_word_is_name(text: &str, end: usize) -> bool {
+    let rest = text[end..].trim_start_matches(' ');
+    if rest.len() == text[end..].len() {
+        return false;
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    word.starts_with(|c: char| c.is_ascii_uppercase())
+        && !FUNCTIONS.contains(word.to_ascii_lowercase().as_str())
+}
+
+/// A name followed by a verb of saying is the source of the sentence, not
+/// one of the people it lists.
+fn is_speaker(text: &str, end: usize) -> bool {
+    let after = text[end..].trim_start_matches(['"', '\'', ' ']);
+    ["said", "says", "told", "wrote", "added"]
+        .iter()
+        .any(|v| after.starts_with(v))
 }
 
 fn dist(pos: usize, t: &Trigger) -> usize {
@@ -1479,16 +1778,9 @@ fn tail(s: &str, n: usize) -> String {
     s[start..].to_owned()
 }
 
-fn char_slice(s: &str, start: u32, end: u32) -> String {
-    s.chars()
-        .skip(start as usize)
-        .take((end - start) as usize)
-        .collect()
-}
-
 fn char_text(doc: &Document, folded: &Folded, start: usize, end: usize) -> String {
     let (s, e) = folded.chars(start, end);
-    char_slice(&doc.text, s, e)
+    folded.original(&doc.text, s, e).to_owned()
 }
 
 /// Distance from the end of `before` to the nearest cue in it, if any.
@@ -1711,90 +2003,74 @@ fn venue_in<'a>(
         })
 }
 
-/// Scope keywords in the sentence.
-fn scopes(lower: &str) -> Vec<Scope> {
-    static SETS: LazyLock<Vec<(Scope, Cues)>> = LazyLock::new(|| {
-        vec![
-            (
-                Scope::EnergyInfrastructure,
-                Cues::new(&[
-                    "energy",
-                    "infrastructure",
-                    "power plants",
-                    "power grid",
-                    "power facilities",
-                    "refineries",
-                ]),
-            ),
-            (
-                Scope::Maritime,
-                Cues::new(&[
-                    "black sea",
-                    "maritime",
-                    "shipping",
-                    "naval",
-                    "sea",
-                    "ports",
-                    "vessels",
-                    "red sea",
-                ]),
-            ),
-            (
-                Scope::Full,
-                Cues::new(&[
-                    "full",
-                    "complete",
-                    "comprehensive",
-                    "general",
-                    "unconditional",
-                    "total",
-                    "permanent",
-                    "lasting",
-                ]),
-            ),
-            (
-                Scope::Humanitarian,
-                Cues::new(&[
-                    "humanitarian",
-                    "aid",
-                    "bodies",
-                    "corridor",
-                    "corridors",
-                    "evacuation",
-                    "evacuations",
-                    "wounded",
-                ]),
-            ),
-            (
-                Scope::Holiday,
-                Cues::new(&[
-                    "easter",
-                    "christmas",
-                    "victory day",
-                    "eid",
-                    "ramadan",
-                    "new year",
-                    "holiday",
-                ]),
-            ),
-            (
-                Scope::Local,
-                Cues::new(&[
-                    "parts of the front",
-                    "part of the front",
-                    "local",
-                    "localized",
-                    "localised",
-                    "sector",
-                    "sectors",
-                ]),
-            ),
-        ]
+/// Scope keywords, each with the scope it signals.
+const SCOPE_WORDS: &[(&str, Scope)] = &[
+    ("energy", Scope::EnergyInfrastructure),
+    ("infrastructure", Scope::EnergyInfrastructure),
+    ("power plants", Scope::EnergyInfrastructure),
+    ("power grid", Scope::EnergyInfrastructure),
+    ("power facilities", Scope::EnergyInfrastructure),
+    ("refineries", Scope::EnergyInfrastructure),
+    ("black sea", Scope::Maritime),
+    ("maritime", Scope::Maritime),
+    ("shipping", Scope::Maritime),
+    ("naval", Scope::Maritime),
+    ("sea", Scope::Maritime),
+    ("ports", Scope::Maritime),
+    ("vessels", Scope::Maritime),
+    ("red sea", Scope::Maritime),
+    ("full", Scope::Full),
+    ("complete", Scope::Full),
+    ("comprehensive", Scope::Full),
+    ("general", Scope::Full),
+    ("unconditional", Scope::Full),
+    ("total", Scope::Full),
+    ("permanent", Scope::Full),
+    ("lasting", Scope::Full),
+    ("humanitarian", Scope::Humanitarian),
+    ("aid", Scope::Humanitarian),
+    ("bodies", Scope::Humanitarian),
+    ("corridor", Scope::Humanitarian),
+    ("corridors", Scope::Humanitarian),
+    ("evacuation", Scope::Humanitarian),
+    ("evacuations", Scope::Humanitarian),
+    ("wounded", Scope::Humanitarian),
+    ("easter", Scope::Holiday),
+    ("christmas", Scope::Holiday),
+    ("victory day", Scope::Holiday),
+    ("eid", Scope::Holiday),
+    ("ramadan", Scope::Holiday),
+    ("new year", Scope::Holiday),
+    ("holiday", Scope::Holiday),
+    ("parts of the front", Scope::Local),
+    ("part of the front", Scope::Local),
+    ("local", Scope::Local),
+    ("localized", Scope::Local),
+    ("localised", Scope::Local),
+    ("sector", Scope::Local),
+    ("sectors", Scope::Local),
+];
+
+/// Scope keywords in the sentence: one pass of one automaton over all of
+/// them (whole words), rather than a pass per scope.
+fn scopes(sentence: &str) -> Vec<Scope> {
+    static CUES: LazyLock<Cues> = LazyLock::new(|| {
+        let words: Vec<&str> = SCOPE_WORDS.iter().map(|(w, _)| *w).collect();
+        Cues::new(&words)
     });
-    SETS.iter()
-        .filter(|(_, c)| c.any(lower))
-        .map(|(s, _)| *s)
-        .collect()
+    let mut out: Vec<Scope> = Vec::new();
+    for (s, e) in CUES.matches(sentence, true) {
+        let word = &sentence[s..e];
+        if let Some((_, scope)) = SCOPE_WORDS
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            && !out.contains(scope)
+        {
+            out.push(*scope);
+        }
+    }
+    out.sort();
+    out
 }
 
 /// How talks were held.
@@ -1918,9 +2194,19 @@ fn between_parties(text: &str, t: &Trigger, actors: &[&ActorMention]) -> Option<
 }
 
 /// Finds trigger words in a sentence (offsets made absolute with `base`).
-fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
+fn find_triggers(
+    sent: &str,
+    base: usize,
+    has_ceasefire: bool,
+    kinds: TriggerKinds,
+) -> Vec<Trigger> {
     let mut out = Vec::new();
-    for c in TALKS_RE.captures_iter(sent) {
+    let talks = if kinds & K_TALKS != 0 {
+        TALKS_RE.captures_iter(sent).collect()
+    } else {
+        Vec::new()
+    };
+    for c in talks {
         let w = c.name("w").unwrap();
         let word = w.as_str().to_ascii_lowercase();
         // "would call" must be followed by someone.
@@ -1944,9 +2230,32 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
             anaphoric,
             separate,
             unilateral_verb: false,
+            roster: false,
         });
     }
-    for c in CEASEFIRE_RE.captures_iter(sent) {
+    // A sentence naming who sat at the table but no talks word of its own:
+    // it can only add participants to talks reported elsewhere.
+    if out.is_empty()
+        && kinds & K_ROSTER != 0
+        && let Some(m) = ROSTER_RE.find(sent)
+        && ROSTER_VERB_RE.is_match(sent)
+    {
+        out.push(Trigger {
+            kind: TriggerKind::Talks,
+            start: base + m.start(),
+            end: base + m.end(),
+            anaphoric: true,
+            separate: false,
+            unilateral_verb: false,
+            roster: true,
+        });
+    }
+    let ceasefires = if kinds & K_CEASEFIRE != 0 {
+        CEASEFIRE_RE.captures_iter(sent).collect()
+    } else {
+        Vec::new()
+    };
+    for c in ceasefires {
         let m = c.get(0).unwrap();
         out.push(Trigger {
             kind: TriggerKind::Ceasefire,
@@ -1955,10 +2264,16 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
             anaphoric: false,
             separate: false,
             unilateral_verb: c.name("verb").is_some() || c.name("verb2").is_some(),
+            roster: false,
         });
     }
     let lower = sent.to_ascii_lowercase();
-    for c in AGREEMENT_RE.captures_iter(sent) {
+    let agreements = if kinds & K_AGREEMENT != 0 {
+        AGREEMENT_RE.captures_iter(sent).collect()
+    } else {
+        Vec::new()
+    };
+    for c in agreements {
         let m = c.get(0).unwrap();
         if let Some(noun) = c.name("noun") {
             let before = &lower[..noun.start()];
@@ -1997,9 +2312,15 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
             anaphoric: definite,
             separate: false,
             unilateral_verb: false,
+            roster: false,
         });
     }
-    for m in VIOLATION_RE.find_iter(sent) {
+    let violations = if kinds & K_VIOLATION != 0 {
+        VIOLATION_RE.find_iter(sent).collect()
+    } else {
+        Vec::new()
+    };
+    for m in violations {
         let word = m.as_str().to_ascii_lowercase();
         if word.starts_with("accus") && !(has_ceasefire && ATTACK_RE.is_match(sent)) {
             continue;
@@ -2011,9 +2332,15 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
             anaphoric: false,
             separate: false,
             unilateral_verb: false,
+            roster: false,
         });
     }
-    for m in ENDED_RE.find_iter(sent) {
+    let ends = if kinds & K_ENDED != 0 {
+        ENDED_RE.find_iter(sent).collect()
+    } else {
+        Vec::new()
+    };
+    for m in ends {
         out.push(Trigger {
             kind: TriggerKind::Ended,
             start: base + m.start(),
@@ -2021,6 +2348,7 @@ fn find_triggers(sent: &str, base: usize, has_ceasefire: bool) -> Vec<Trigger> {
             anaphoric: false,
             separate: false,
             unilateral_verb: false,
+            roster: false,
         });
     }
     out.sort_by_key(|t| t.start);
@@ -2247,13 +2575,9 @@ fn mark_roles(text: &str, actors: &mut [ActorMention]) {
 /// one side named in it (the pair best represented in the document).
 fn sentence_dyad(
     sent_actors: &[&ActorMention],
-    all: &[ActorMention],
+    counts: &HashMap<&str, usize>,
 ) -> Option<(&'static str, &'static str)> {
     let here: HashSet<&str> = sent_actors.iter().map(|a| a.code.as_str()).collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for a in all.iter().filter(|a| !a.place) {
-        *counts.entry(a.code.as_str()).or_default() += 1;
-    }
     CONFLICTS
         .iter()
         .filter(|(x, y)| here.contains(x) || here.contains(y))
@@ -2266,11 +2590,7 @@ fn sentence_dyad(
 }
 
 /// The most mentioned known conflict pair with both sides in the document.
-fn pick_dyad(actors: &[ActorMention]) -> Option<(&'static str, &'static str)> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for a in actors.iter().filter(|a| !a.place) {
-        *counts.entry(a.code.as_str()).or_default() += 1;
-    }
+fn pick_dyad(counts: &HashMap<&str, usize>) -> Option<(&'static str, &'static str)> {
     CONFLICTS
         .iter()
         .filter(|(x, y)| counts.contains_key(x) && counts.contains_key(y))
@@ -2675,6 +2995,7 @@ fn finish_document(
     dateline: Option<&Dateline>,
 ) -> Vec<TalksEvent> {
     let mut events: Vec<Draft> = Vec::new();
+    let mut rosters: Vec<Draft> = Vec::new();
     for mut d in drafts {
         if d.both_sides && d.event.parties.is_empty() {
             match events.iter().rev().find(|e| e.event.parties.len() >= 2) {
@@ -2724,6 +3045,10 @@ fn finish_document(
             } else {
                 d.anaphoric = false;
             }
+        }
+        if d.roster {
+            rosters.push(d);
+            continue;
         }
         if d.anaphoric {
             // Enrich the most recent talks event; never create one.
@@ -2810,6 +3135,36 @@ fn finish_document(
             continue;
         }
         events.push(d);
+    }
+    // A delegation roster joins the latest talks of its sides told before it
+    // (or, failing that, after it: "hosted by" may come later), held talks
+    // first unless the roster speaks of the future.
+    for d in rosters {
+        let sides: Vec<String> = d
+            .event
+            .parties
+            .iter()
+            .chain(&d.event.mediators)
+            .map(|a| a.code.clone())
+            .collect();
+        let fits = |e: &Draft| {
+            e.event.event_type.family() == EventFamily::Talks
+                && sides.iter().all(|c| {
+                    e.event.parties.iter().any(|p| &p.code == c)
+                        || e.event.mediators.iter().any(|m| &m.code == c)
+                })
+        };
+        let planned = d.event.event_type == EventType::TalksAnnounced;
+        let tense_ok = |e: &Draft| (e.event.event_type == EventType::TalksAnnounced) == planned;
+        let preferred = events
+            .iter()
+            .rposition(|e| e.pos < d.pos && fits(e) && tense_ok(e))
+            .or_else(|| events.iter().rposition(|e| e.pos < d.pos && fits(e)))
+            .or_else(|| events.iter().position(|e| fits(e) && tense_ok(e)))
+            .or_else(|| events.iter().position(fits));
+        if let Some(i) = preferred {
+            merge_participants(&mut events[i].event, &d.event);
+        }
     }
     let snapshot: Vec<TalksEvent> = events.iter().map(|d| d.event.clone()).collect();
     for d in events.iter_mut() {

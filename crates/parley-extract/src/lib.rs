@@ -11,6 +11,6 @@ pub mod lexicon;
 pub mod model;
 pub mod time;
 
-pub use document::{Document, DocumentError, Limits, read_documents};
+pub use document::{Document, DocumentError, Limits, read_documents, read_path};
 pub use extract::{EXTRACTOR_VERSION, Extractor};
 pub use model::*;

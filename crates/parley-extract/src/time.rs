@@ -456,6 +456,19 @@ fn join_ranges(text: &str, mentions: &mut Vec<DateMention>) {
             i += 1;
         }
     }
+    // Missing years are inferred day by day, so a range across New Year read
+    // far from it can come out backwards ("December 28 to January 5" read in
+    // June): the end is then in the following year.
+    for m in mentions.iter_mut() {
+        if let (Some(start), Some(end)) = (m.date, m.end_date)
+            && end < start
+            && let Some(next) = end.with_year(end.year() + 1)
+            && next >= start
+            && (next - start).num_days() < 366
+        {
+            m.end_date = Some(next);
+        }
+    }
     // A lone "midnight on May 7-8" (no end) starts on the second day.
     for m in mentions.iter_mut() {
         if !m.is_range
@@ -613,6 +626,92 @@ mod tests {
             let next = find_dates(&format!("next {}", names[wd]), Some(reference))[0]
                 .resolve(Some(reference), Tense::Past, None).date.unwrap();
             prop_assert!((1..=7).contains(&(next - reference).num_days()));
+        }
+
+        /// Every weekday phrase, in every tense: the named day, within a week,
+        /// on the side the phrase or the tense points to.
+        #[test]
+        fn every_weekday_phrase_lands_on_its_day_within_a_week(
+            days in 0i64..3650, wd in 0usize..7, phrase in 0usize..8, tense in 0usize..3
+        ) {
+            let names = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+            let reference = d(2020, 1, 1) + Duration::days(days);
+            let tense = [Tense::Past, Tense::Present, Tense::Future][tense];
+            let day = names[wd];
+            // (text, range of days from the reference it may land in)
+            let (text, range) = match phrase {
+                0 => (format!("talks on {day}"), None),
+                1 => (format!("late on {day} the envoys"), None),
+                2 => (format!("early on {day}"), None),
+                3 => (format!("{day} night"), None),
+                4 => (format!("next {day}"), Some(1..=7)),
+                5 => (format!("last {day}"), Some(-7..=-1)),
+                6 => (format!("this coming {day}"), Some(1..=7)),
+                _ => (format!("the past {day}"), Some(-7..=-1)),
+            };
+            let found = find_dates(&text, Some(reference));
+            prop_assert_eq!(found.len(), 1, "{}", text);
+            let got = found[0].resolve(Some(reference), tense, None).date.unwrap();
+            prop_assert_eq!(got.weekday().num_days_from_monday() as usize, wd);
+            let delta = (got - reference).num_days();
+            let expected = range.unwrap_or(match tense {
+                Tense::Past => -6..=0,
+                Tense::Future => 0..=6,
+                Tense::Present => -3..=3,
+            });
+            prop_assert!(expected.contains(&delta), "{} {:?} on {}: {}", text, tense, reference, got);
+        }
+
+        /// "on March 24" without a year: that month and day, the year that
+        /// puts it nearest the publication date (New Year included).
+        #[test]
+        fn month_days_take_the_nearest_year(days in 0i64..3650, md in 0i64..365, format in 0usize..3) {
+            let reference = d(2020, 1, 1) + Duration::days(days);
+            let target = d(2021, 1, 1) + Duration::days(md);
+            let months = ["January", "February", "March", "April", "May", "June", "July",
+                "August", "September", "October", "November", "December"];
+            let month = months[target.month0() as usize];
+            let text = match format {
+                0 => format!("on {month} {}", target.day()),
+                1 => format!("on {} {month}", target.day()),
+                _ => format!("on {month} {}th", target.day()),
+            };
+            let found = find_dates(&text, Some(reference));
+            prop_assert_eq!(found.len(), 1, "{}", text);
+            let got = found[0].resolve(Some(reference), Tense::Past, None).date.unwrap();
+            prop_assert_eq!((got.month(), got.day()), (target.month(), target.day()));
+            prop_assert!((got - reference).num_days().abs() <= 184, "{} on {}: {}", text, reference, got);
+        }
+
+        /// Ranges ("from May 8 to May 10", "May 8-10", across New Year):
+        /// start and end in order, as many days apart as the text says.
+        /// (Generated in 2021, a common year; resolved maybe in a leap year.)
+        #[test]
+        fn ranges_are_ordered_and_as_long_as_written(
+            days in 0i64..3650, start in 0i64..365, len in 1i64..20, format in 0usize..3
+        ) {
+            let reference = d(2020, 1, 1) + Duration::days(days);
+            let first = d(2021, 1, 1) + Duration::days(start);
+            let last = first + Duration::days(len);
+            let months = ["January", "February", "March", "April", "May", "June", "July",
+                "August", "September", "October", "November", "December"];
+            let (m1, m2) = (months[first.month0() as usize], months[last.month0() as usize]);
+            let text = if format == 1 && first.month() == last.month() {
+                format!("talks on {m1} {}-{}", first.day(), last.day())
+            } else if format == 2 {
+                format!("a truce from {} {m1} until {} {m2}", first.day(), last.day())
+            } else {
+                format!("from {m1} {} to {m2} {}", first.day(), last.day())
+            };
+            let found = find_dates(&text, Some(reference));
+            prop_assert_eq!(found.len(), 1, "{}", text);
+            let e = found[0].resolve(Some(reference), Tense::Future, None);
+            let (a, b) = (e.date.unwrap(), e.end_date.unwrap());
+            prop_assert_eq!((a.month(), a.day()), (first.month(), first.day()));
+            prop_assert_eq!((b.month(), b.day()), (last.month(), last.day()));
+            // One more day when the resolved year has a February 29 inside.
+            let span = (b - a).num_days();
+            prop_assert!(span == len || span == len + 1, "{} on {}: {} .. {}", text, reference, a, b);
         }
     }
 }

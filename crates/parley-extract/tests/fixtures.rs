@@ -220,3 +220,92 @@ fn negated_participation_adds_nothing_to_other_events() {
     assert!(t.mediators.is_empty(), "{:?}", t.mediators);
     assert_eq!(t.venue.city.as_deref(), Some("Moscow"));
 }
+
+/// Participant names of the events of `t` with these parties.
+fn participants(x: &Extraction, t: EventType, parties: &[&str]) -> Vec<String> {
+    find(x, t, parties)
+        .participants
+        .iter()
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+#[test]
+fn delegation_roster_adds_participants_without_a_new_event() {
+    let (_, x) = fixture("armenia_azerbaijan_roster.txt");
+    let names = participants(&x, EventType::TalksHeld, &["ARM", "AZE"]);
+    assert!(names.contains(&"Levon Arakelyan".to_string()), "{names:?}");
+    assert!(names.contains(&"Farid Mammadli".to_string()), "{names:?}");
+    let talks = x
+        .events
+        .iter()
+        .filter(|e| e.event_type.family() == parley_extract::EventFamily::Talks)
+        .count();
+    assert_eq!(talks, 1, "a roster never creates talks: {:#?}", x.events);
+}
+
+#[test]
+fn roster_joins_only_talks_of_its_sides() {
+    let doc = Document::from_text(
+        "roster.txt",
+        day("2025-04-16"),
+        "Armenia and Azerbaijan held talks in Abu Dhabi on Tuesday.\n\n\
+         Separately, Georgia's delegation was led by envoy Nino Beridze.\n",
+    );
+    let x = extractor().extract(&doc);
+    let names = participants(&x, EventType::TalksHeld, &["ARM", "AZE"]);
+    assert!(!names.contains(&"Nino Beridze".to_string()), "{names:?}");
+}
+
+#[test]
+fn roster_prefers_held_talks_over_planned_ones() {
+    let doc = Document::from_text(
+        "roster2.txt",
+        day("2025-04-16"),
+        "Armenia and Azerbaijan held talks in Abu Dhabi on Tuesday. \
+         The two sides will meet again in Abu Dhabi on April 30.\n\n\
+         Armenia's delegation is Levon Arakelyan and Ani Sargsyan, a foreign ministry official said.\n",
+    );
+    let x = extractor().extract(&doc);
+    let held = participants(&x, EventType::TalksHeld, &["ARM", "AZE"]);
+    assert!(held.contains(&"Ani Sargsyan".to_string()), "{held:?}");
+}
+
+#[test]
+fn posts_without_names_resolve_to_their_holder_on_the_day() {
+    let text = "Ukraine's defence minister met the U.S. Secretary of State in Jeddah on Tuesday.\n";
+    let before = extractor().extract(&Document::from_text("a.txt", day("2025-03-12"), text));
+    let names = participants(&before, EventType::TalksHeld, &["UKR", "USA"]);
+    assert!(names.contains(&"Rustem Umerov".to_string()), "{names:?}");
+    assert!(names.contains(&"Marco Rubio".to_string()), "{names:?}");
+    // The post changed hands on 2025-07-17.
+    let after = extractor().extract(&Document::from_text("b.txt", day("2025-08-06"), text));
+    let names = participants(&after, EventType::TalksHeld, &["UKR", "USA"]);
+    assert!(names.contains(&"Denys Shmyhal".to_string()), "{names:?}");
+    assert!(!names.contains(&"Rustem Umerov".to_string()), "{names:?}");
+    // A post is not a name: no person mention is made up for it.
+    assert!(after.mentions.iter().all(|m| m.text != "Denys Shmyhal"));
+}
+
+#[test]
+fn post_of_a_state_and_title_before_a_name() {
+    let text = "The foreign minister of Turkey hosted talks between Russian and Ukrainian delegations in Istanbul on Monday. \
+                Ukrainian Foreign Minister Andrii Sybiha attended.\n";
+    let x = extractor().extract(&Document::from_text("c.txt", day("2025-06-03"), text));
+    let e = x
+        .events
+        .iter()
+        .find(|e| e.event_type == EventType::TalksHeld)
+        .expect("talks");
+    let names: Vec<&str> = e.participants.iter().map(|p| p.name.as_str()).collect();
+    assert!(names.contains(&"Hakan Fidan"), "{names:?}");
+    // No date: no holder is guessed.
+    let undated = extractor().extract(&Document::from_text("d.txt", None, text));
+    assert!(
+        undated
+            .events
+            .iter()
+            .flat_map(|e| &e.participants)
+            .all(|p| p.name != "Hakan Fidan")
+    );
+}
