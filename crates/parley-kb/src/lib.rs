@@ -28,7 +28,7 @@ use chrono::NaiveDate;
 
 pub use error::KbError;
 pub use model::{City, OrgKind, Organisation, Person, Role, State};
-pub use normalize::normalize;
+pub use normalize::{normalize, normalize_into};
 pub use roles::{ROLE_KEYS, canonical_role};
 
 use load::Builder;
@@ -203,6 +203,7 @@ impl KnowledgeBase {
         for o in &mut self.organisations {
             load::with_plurals(&mut o.demonyms);
         }
+        load::put_defaults_first(&mut self.states);
         self.reindex();
     }
 
@@ -313,6 +314,108 @@ impl KnowledgeBase {
             .surface
             .get(&index_key(surface))
             .map_or(&[], |v| v.as_slice())
+    }
+
+    /// The meaning of a shared surface form ("Congo", "Congolese") in a
+    /// document, by the rule documented in the README ("Shared forms"):
+    ///
+    /// 1. each meaning of `surface` counts as named by the document when
+    ///    `context` contains one of its unambiguous forms (a name, alias,
+    ///    capital or seat that means only it: "Kinshasa", "DRC",
+    ///    "Brazzaville"), longest forms first so that "Democratic Republic of
+    ///    the Congo" is not also read as "Republic of the Congo";
+    /// 2. exactly one meaning named: that one; several named: `None` (the
+    ///    document is about both, the mention alone cannot tell);
+    /// 3. none named: the default reading, which is the first meaning
+    ///    ([`lookup`](Self::lookup) order, i.e. file order).
+    ///
+    /// Only meanings of the same kind as the default compete (a capital that
+    /// is also a city is not a rival of its state).
+    pub fn disambiguate(&self, surface: &str, context: &str) -> Option<&Target> {
+        let hits = self.lookup(surface);
+        let first = &hits.first()?.target;
+        let same_kind = |t: &Target| std::mem::discriminant(t) == std::mem::discriminant(first);
+        let rivals: Vec<&Target> = hits
+            .iter()
+            .map(|h| &h.target)
+            .filter(|t| same_kind(t))
+            .collect();
+        if rivals.len() == 1 {
+            return Some(first);
+        }
+        // Unambiguous forms of every rival, longest first.
+        let mut forms: Vec<(String, usize)> = Vec::new();
+        for (i, target) in rivals.iter().enumerate() {
+            for form in self.forms_of(target) {
+                let key = index_key(form);
+                let only_this = self
+                    .lookup(&key)
+                    .iter()
+                    .filter(|h| same_kind(&h.target))
+                    .all(|h| &h.target == *target);
+                if !key.is_empty() && only_this {
+                    forms.push((key, i));
+                }
+            }
+        }
+        forms.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
+        forms.dedup();
+        // Word-bounded search in the normalised context; a found form is
+        // blanked so that a shorter form inside it is not counted again.
+        let mut text = format!(" {} ", normalize(context));
+        let mut named = vec![false; rivals.len()];
+        for (form, i) in &forms {
+            let needle = format!(" {form} ");
+            while let Some(at) = text.find(&needle) {
+                named[*i] = true;
+                let blank = " ".repeat(needle.len());
+                text.replace_range(at..at + needle.len(), &blank);
+            }
+        }
+        match named.iter().filter(|n| **n).count() {
+            0 => Some(first),
+            1 => named.iter().position(|n| *n).map(|i| rivals[i]),
+            _ => None,
+        }
+    }
+
+    /// Names, aliases, capitals and seats of a target (not demonyms: those
+    /// are the forms most often shared).
+    fn forms_of(&self, target: &Target) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        match target {
+            Target::State(code) => {
+                if let Some(s) = self.state(code) {
+                    out.push(&s.name);
+                    out.extend(s.aliases.iter().map(String::as_str));
+                    out.extend(s.capitals.iter().map(String::as_str));
+                    out.extend(s.seats.iter().map(String::as_str));
+                }
+            }
+            Target::Organisation(code) => {
+                if let Some(o) = self.organisation(code) {
+                    out.push(&o.name);
+                    out.extend(o.aliases.iter().map(String::as_str));
+                }
+            }
+            Target::City { name, country } => {
+                if let Some(c) = self
+                    .cities
+                    .iter()
+                    .find(|c| &c.name == name && &c.country == country)
+                {
+                    out.push(&c.name);
+                    out.extend(c.aliases.iter().map(String::as_str));
+                }
+            }
+            Target::Person(id) => {
+                if let Some(p) = self.person(id) {
+                    out.push(&p.name);
+                    out.extend(p.aliases.iter().map(String::as_str));
+                }
+            }
+        }
+        out
     }
 
     /// Every indexed surface form (normalised, without leading "the") with

@@ -46,6 +46,8 @@ struct RawState {
     seats: Vec<String>,
     #[serde(default)]
     demonyms: Vec<String>,
+    #[serde(default)]
+    default_for: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +182,7 @@ pub(crate) fn iso_states() -> Vec<State> {
             capitals: Vec::new(),
             seats: Vec::new(),
             demonyms: Vec::new(),
+            default_for: Vec::new(),
         })
         .collect();
     states.push(State {
@@ -190,6 +193,7 @@ pub(crate) fn iso_states() -> Vec<State> {
         capitals: Vec::new(),
         seats: Vec::new(),
         demonyms: Vec::new(),
+        default_for: Vec::new(),
     });
     states
 }
@@ -243,6 +247,43 @@ pub(crate) fn merge_state(old: &mut State, new: State) {
     append_unique(&mut old.capitals, new.capitals);
     append_unique(&mut old.seats, new.seats);
     append_unique(&mut old.demonyms, new.demonyms);
+    append_unique(&mut old.default_for, new.default_for);
+}
+
+/// Moves every state with `default_for` forms in front of the first other
+/// state sharing one of them, so that it is the first meaning of the form
+/// everywhere states are read in order (lookups, extractor dictionaries).
+pub(crate) fn put_defaults_first(states: &mut Vec<State>) {
+    let keys = |s: &State| -> HashSet<String> {
+        std::iter::once(&s.name)
+            .chain(&s.aliases)
+            .chain(&s.capitals)
+            .chain(&s.seats)
+            .chain(&s.demonyms)
+            .map(|f| index_key(f))
+            .collect()
+    };
+    let with_defaults: Vec<String> = states
+        .iter()
+        .filter(|s| !s.default_for.is_empty())
+        .map(|s| s.code.clone())
+        .collect();
+    for code in with_defaults {
+        let Some(j) = states.iter().position(|s| s.code == code) else {
+            continue;
+        };
+        let wanted: HashSet<String> = states[j].default_for.iter().map(|f| index_key(f)).collect();
+        let earlier = states[..j].iter().position(|s| {
+            s.default_for
+                .iter()
+                .all(|f| !wanted.contains(&index_key(f)))
+                && !keys(s).is_disjoint(&wanted)
+        });
+        if let Some(k) = earlier {
+            let moved = states.remove(j);
+            states.insert(k, moved);
+        }
+    }
 }
 
 /// Merges `new` into `old`: later name, kind and country win, lists append.
@@ -409,6 +450,7 @@ impl Builder {
                 capitals: s.capitals,
                 seats: s.seats,
                 demonyms: s.demonyms,
+                default_for: s.default_for,
             };
             let known = self.external_state(&code);
             match self.kb.states.iter_mut().find(|x| x.code == code) {
@@ -431,6 +473,7 @@ impl Builder {
                         capitals: vec![],
                         seats: vec![],
                         demonyms: vec![],
+                        default_for: vec![],
                     };
                     merge_state(&mut base, new);
                     self.kb.states.push(base);
@@ -700,6 +743,7 @@ impl Builder {
         for o in &mut self.kb.organisations {
             with_plurals(&mut o.demonyms);
         }
+        put_defaults_first(&mut self.kb.states);
         self.kb.reindex();
         Ok(self.kb)
     }

@@ -26,6 +26,10 @@ pub struct State {
     /// Adjectives and nouns for people, with plurals ("Ukrainian",
     /// "Ukrainians"); regular plurals are added by the loader.
     pub demonyms: Vec<String>,
+    /// Forms shared with other states for which this state is the default
+    /// reading ("Congo" is DR Congo unless the document says otherwise);
+    /// the loader orders states so that it comes first for those forms.
+    pub default_for: Vec<String>,
 }
 
 /// What kind of body an organisation is; the resolver uses it to type actors.

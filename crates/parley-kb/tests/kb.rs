@@ -559,3 +559,119 @@ fn a_new_state_needs_codes_and_name() {
     let kb = KnowledgeBase::from_toml_str("s.toml", text).unwrap();
     assert_eq!(kb.state("ZZ").unwrap().name, "Zedland");
 }
+
+#[test]
+fn the_two_congos() {
+    let kb = kb();
+    let state = |form: &str| -> Vec<String> {
+        kb.lookup(form)
+            .iter()
+            .filter_map(|h| match &h.target {
+                Target::State(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for form in [
+        "DR Congo",
+        "DRC",
+        "D.R.C.",
+        "Democratic Republic of the Congo",
+        "Democratic Republic of Congo",
+        "Congo-Kinshasa",
+        "Kinshasa",
+    ] {
+        assert_eq!(state(form), ["COD"], "{form}");
+    }
+    for form in [
+        "Congo-Brazzaville",
+        "Republic of the Congo",
+        "Republic of Congo",
+        "Congo Republic",
+        "Brazzaville",
+    ] {
+        assert_eq!(state(form), ["COG"], "{form}");
+    }
+    // Shared forms list the default reading (DR Congo) first.
+    assert_eq!(state("Congo"), ["COD", "COG"]);
+    assert_eq!(state("Congolese"), ["COD", "COG"]);
+    let pick = |form: &str, context: &str| match kb.disambiguate(form, context) {
+        Some(Target::State(c)) => Some(c.clone()),
+        other => panic!("{form} in {context:?}: {other:?}"),
+    };
+    let cod = Some("COD".to_string());
+    let cog = Some("COG".to_string());
+    assert_eq!(
+        pick(
+            "Congo",
+            "Congo and M23 rebels met in Doha. Kinshasa said the talks went well."
+        ),
+        cod
+    );
+    assert_eq!(
+        pick(
+            "Congo",
+            "The Democratic Republic of the Congo and Rwanda signed the deal."
+        ),
+        cod,
+        "the Republic's name inside the DRC's does not count"
+    );
+    assert_eq!(
+        pick(
+            "Congo",
+            "President Denis Sassou Nguesso spoke in Brazzaville on Monday."
+        ),
+        cog
+    );
+    assert_eq!(
+        pick("Congolese", "Congo-Brazzaville hosted the summit."),
+        cog
+    );
+    // No clue: the default reading.
+    assert_eq!(pick("Congo", "Congo signed the agreement."), cod);
+    // Both named: no answer.
+    assert_eq!(
+        kb.disambiguate("Congo", "Leaders from Kinshasa and Brazzaville met."),
+        None
+    );
+    // Unshared forms are unaffected by the context.
+    assert_eq!(
+        kb.disambiguate("Ukraine", "Brazzaville"),
+        Some(&Target::State("UKR".into()))
+    );
+}
+
+#[test]
+fn a_syntax_error_in_a_user_file_stops_start_up_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.toml"),
+        "[[person]]\nname = \"Ada Example\"\nroles = [\n  { title = \"president\", of = \"UKR\", from = 2025-13-01 },\n]\n",
+    )
+    .unwrap();
+    let err = KnowledgeBase::load(Some(dir.path())).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("people.toml:4"), "{text}");
+    match err {
+        KbError::Parse { line, reason, .. } => {
+            assert_eq!(line, 4);
+            assert!(!reason.is_empty());
+        }
+        KbError::Invalid { line, reason, .. } => {
+            assert_eq!(line, Some(4));
+            assert!(!reason.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // An unknown field, e.g. a misspelt `default_for`, too.
+    std::fs::write(
+        dir.path().join("people.toml"),
+        "[[state]]\ncode = \"COG\"\ndefault_fro = [\"Congo\"]\n",
+    )
+    .unwrap();
+    let text = KnowledgeBase::load(Some(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("people.toml:3"), "{text}");
+    assert!(text.contains("default_fro"), "{text}");
+}

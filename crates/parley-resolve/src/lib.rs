@@ -9,6 +9,7 @@
 //! - `apply` is idempotent (a decision applied twice changes nothing);
 //! - human judgements (merge, split, alias) are decisions too and survive replay.
 
+mod index;
 pub mod offline;
 mod people;
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub use people::{Candidate, MentionKind};
+pub use people::{BadMention, Candidate, MentionKind, check_mention};
 
 /// Kind of a canonical entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -238,6 +239,8 @@ pub struct Resolver {
     entities: BTreeMap<String, Entity>,
     /// Normalised alias → entity ids.
     alias_index: HashMap<String, BTreeSet<String>>,
+    /// Every alias normalised once, blocked for fuzzy matching.
+    names: index::NameIndex,
     events: BTreeMap<String, EventState>,
     documents: BTreeMap<String, (String, Vec<ResolvedPerson>, Vec<String>)>,
 }
@@ -249,6 +252,7 @@ impl Resolver {
             kb: kb.clone(),
             entities: BTreeMap::new(),
             alias_index: HashMap::new(),
+            names: index::NameIndex::default(),
             events: BTreeMap::new(),
             documents: BTreeMap::new(),
         };
@@ -277,12 +281,19 @@ impl Resolver {
 
     fn insert_entity(&mut self, e: Entity) {
         for a in &e.aliases {
-            self.alias_index
-                .entry(normalize(a))
-                .or_default()
-                .insert(e.entity_id.clone());
+            self.index_alias(&e.entity_id, a);
         }
         self.entities.insert(e.entity_id.clone(), e);
+    }
+
+    /// Adds one spelling of an entity to the exact and the fuzzy indexes.
+    fn index_alias(&mut self, entity_id: &str, alias: &str) {
+        let norm = normalize(alias);
+        self.names.add(entity_id, alias, &norm);
+        self.alias_index
+            .entry(norm)
+            .or_default()
+            .insert(entity_id.to_owned());
     }
 
     /// The entity with this id, following merges to the survivor.
@@ -297,6 +308,13 @@ impl Resolver {
             }
         }
         Some(cur)
+    }
+
+    /// Entities folded into `id` by merges (directly), for display.
+    pub fn folded_into<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Entity> + 'a {
+        self.entities
+            .values()
+            .filter(move |e| e.merged_into.as_deref() == Some(id))
     }
 
     /// All live (unmerged) entities.
@@ -316,28 +334,32 @@ impl Resolver {
 
     /// Fuzzy search over entity names and aliases, best first.
     pub fn search(&self, query: &str, limit: usize) -> Vec<(&Entity, f64)> {
+        if query.len() > 4 * 200 {
+            return Vec::new();
+        }
         let q = normalize(query);
         if q.is_empty() || q.len() > 200 {
             return Vec::new();
         }
-        let mut scored: Vec<(&Entity, f64)> = self
-            .entities()
-            .map(|e| {
-                let best = e
-                    .aliases
-                    .iter()
-                    .chain(std::iter::once(&e.name))
-                    .map(|a| {
-                        let n = normalize(a);
-                        let jw = strsim::jaro_winkler(&q, &n);
-                        let contains = if n.contains(&q) { 0.95 } else { 0.0 };
-                        jw.max(contains)
-                    })
-                    .fold(0.0, f64::max);
-                (e, best)
-            })
-            .filter(|(_, s)| *s >= 0.75)
-            .collect();
+        // Best score per live entity over its (pre-normalised) aliases;
+        // aliases of merged entities count for the survivor.
+        let mut best: HashMap<&str, (&Entity, f64)> = HashMap::new();
+        for entry in self.names.all() {
+            let Some(e) = self.get_entity(&entry.entity_id) else {
+                continue;
+            };
+            let jw = strsim::jaro_winkler(&q, &entry.norm);
+            let contains = if entry.norm.contains(q.as_str()) {
+                0.95
+            } else {
+                0.0
+            };
+            let score = jw.max(contains);
+            let slot = best.entry(e.entity_id.as_str()).or_insert((e, 0.0));
+            slot.1 = slot.1.max(score);
+        }
+        let mut scored: Vec<(&Entity, f64)> =
+            best.into_values().filter(|(_, s)| *s >= 0.75).collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.entity_id.cmp(&b.0.entity_id)));
         scored.truncate(limit);
         scored
@@ -377,10 +399,7 @@ impl Resolver {
                 if let Some(e) = self.entities.get_mut(entity_id)
                     && e.aliases.insert(alias.clone())
                 {
-                    self.alias_index
-                        .entry(normalize(alias))
-                        .or_default()
-                        .insert(entity_id.clone());
+                    self.index_alias(entity_id, alias);
                 }
             }
             Decision::MergeEntities { into, merged, .. } => {
@@ -423,6 +442,7 @@ impl Resolver {
                     if let Some(ids) = self.alias_index.get_mut(&normalize(a)) {
                         ids.remove(entity_id);
                     }
+                    self.names.remove(entity_id, a);
                 }
                 let mut set: BTreeSet<String> = aliases.iter().cloned().collect();
                 set.insert(new_name.clone());

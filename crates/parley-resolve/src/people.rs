@@ -9,6 +9,7 @@
 //!   full name) or to a knowledge-base person the extractor matched;
 //! - an unknown full name becomes a new entity with a stable `per-` id.
 
+use crate::index::{Histogram, may_match};
 use crate::{Decision, DocumentMeta, EntityKind, Resolver};
 use chrono::NaiveDate;
 use parley_extract::model::Extraction;
@@ -39,6 +40,40 @@ pub struct Candidate {
     pub reason: String,
 }
 
+/// Why a mention cannot name anyone: the "no match" reasons a service
+/// reports instead of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadMention {
+    /// Nothing but whitespace.
+    #[error("empty mention")]
+    Empty,
+    /// Longer than any name.
+    #[error("too long to be a name (more than {MAX_MENTION} characters)")]
+    TooLong,
+    /// Punctuation only, or a script that does not fold to Latin letters.
+    #[error("no letters the knowledge base can read (punctuation only or an unsupported script)")]
+    NoLetters,
+}
+
+/// Checks that a mention can be a name at all, so callers can say why a
+/// mention got no candidate ([`Resolver::resolve_mention`] returns none for
+/// these).
+pub fn check_mention(mention: &str) -> Result<(), BadMention> {
+    if mention.trim().is_empty() {
+        return Err(BadMention::Empty);
+    }
+    if mention.len() > MAX_MENTION && mention.chars().count() > MAX_MENTION {
+        return Err(BadMention::TooLong);
+    }
+    if !normalize(strip_suffixes(mention))
+        .bytes()
+        .any(|c| c.is_ascii_alphabetic())
+    {
+        return Err(BadMention::NoLetters);
+    }
+    Ok(())
+}
+
 /// Short words that typos glue onto a name ("Umerovto").
 const GLUE: &[&str] = &[
     "to", "in", "on", "at", "of", "and", "the", "for", "is", "was", "said", "has", "with",
@@ -52,6 +87,15 @@ const LINK: f64 = 0.88;
 
 /// Cleans a mention: possessive and "-led" suffixes off, whitespace squeezed.
 fn clean(text: &str) -> String {
+    strip_suffixes(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// [`clean`] without squeezing whitespace (normalisation does that), so the
+/// hot path does not allocate.
+fn strip_suffixes(text: &str) -> &str {
     let t = text.trim();
     let t = t
         .strip_suffix("'s")
@@ -61,7 +105,7 @@ fn clean(text: &str) -> String {
         Some((head, tail)) if tail.chars().all(|c| c.is_lowercase()) && !tail.is_empty() => head,
         _ => t,
     };
-    t.split_whitespace().collect::<Vec<_>>().join(" ")
+    t.trim()
 }
 
 /// Given-name compatibility: equal, an initial, or a close spelling.
@@ -85,18 +129,19 @@ fn budget(len: usize) -> usize {
     }
 }
 
-/// Score of a mention (normalised tokens) against an alias (normalised tokens).
-fn name_score(m: &[&str], c: &[&str]) -> f64 {
-    if m.len() < 2 || c.len() < 2 {
-        return 0.0;
-    }
-    let (ms, cs) = (m[m.len() - 1], c[c.len() - 1]);
+/// Jaro-Winkler a family name must reach when it misses the edit budget.
+const FAMILY_JW: f64 = 0.95;
+
+/// Score of a full-name mention (given and family name, normalised) against
+/// a full-name alias: both names must agree (see the module rules).
+fn name_score(m: (&str, &str), c: (&str, &str)) -> f64 {
+    let ((mg, ms), (cg, cs)) = (m, c);
     let lev = strsim::levenshtein(ms, cs);
     let sur = strsim::jaro_winkler(ms, cs);
-    if lev > budget(ms.len().max(cs.len())) && sur < 0.95 {
+    if lev > budget(ms.len().max(cs.len())) && sur < FAMILY_JW {
         return 0.0;
     }
-    let given = given_score(m[0], c[0]);
+    let given = given_score(mg, cg);
     if given < 0.8 {
         return 0.0;
     }
@@ -113,19 +158,20 @@ impl Resolver {
         date: Option<NaiveDate>,
         kind: MentionKind,
     ) -> Vec<Candidate> {
-        if mention.chars().count() > MAX_MENTION {
+        // Byte length bounds the character count: only count when needed.
+        if mention.len() > MAX_MENTION && mention.chars().count() > MAX_MENTION {
             return Vec::new();
         }
-        let cleaned = clean(mention);
-        let n = normalize(&cleaned);
-        if n.is_empty() || !n.chars().any(|c| c.is_ascii_alphabetic()) {
+        let cleaned = strip_suffixes(mention);
+        let n = normalize(cleaned);
+        if n.is_empty() || !n.bytes().any(|c| c.is_ascii_alphabetic()) {
             return Vec::new();
         }
         if kind == MentionKind::Role {
             let (Some(of), Some(date)) = (context, date) else {
                 return Vec::new();
             };
-            let Some(role) = parley_kb::canonical_role(&cleaned) else {
+            let Some(role) = parley_kb::canonical_role(cleaned) else {
                 return Vec::new();
             };
             return self
@@ -161,66 +207,74 @@ impl Resolver {
                 }),
             }
         };
+        // 1. Exact: one hash lookup.
         if let Some(ids) = self.alias_index.get(&n) {
             for id in ids {
                 push(&mut out, id, 1.0, "exact");
             }
         }
-        let tokens: Vec<&str> = n.split(' ').collect();
-        // Glued typo: "rustem umerovto" -> "rustem umerov".
-        if let Some(last) = tokens.last() {
-            for g in GLUE {
-                if let Some(head) = last.strip_suffix(g)
-                    && head.len() >= 3
-                {
-                    let mut fixed: Vec<&str> = tokens[..tokens.len() - 1].to_vec();
-                    fixed.push(head);
-                    if let Some(ids) = self.alias_index.get(&fixed.join(" ")) {
-                        for id in ids {
-                            push(&mut out, id, 0.97, "glued");
-                        }
+        // Given name (first token) and family name (last token).
+        let given = n.split(' ').next().unwrap_or("");
+        let (head, family) = n.rsplit_once(' ').unwrap_or(("", n.as_str()));
+        let single = head.is_empty();
+        // 2. Glued typo: "rustem umerovto" -> "rustem umerov".
+        let mut fixed = String::new();
+        for g in GLUE {
+            if let Some(stem) = family.strip_suffix(g)
+                && stem.len() >= 3
+            {
+                fixed.clear();
+                if !single {
+                    fixed.push_str(head);
+                    fixed.push(' ');
+                }
+                fixed.push_str(stem);
+                if let Some(ids) = self.alias_index.get(&fixed) {
+                    for id in ids {
+                        push(&mut out, id, 0.97, "glued");
                     }
                 }
             }
         }
-        if tokens.len() == 1 && tokens[0].len() >= 4 {
-            // A knowledge-base person's family name, when only one person has it.
-            let owners: Vec<&crate::Entity> = self
-                .entities()
-                .filter(|e| e.kind == EntityKind::Person && e.origin == "kb")
-                .filter(|e| {
-                    e.aliases.iter().chain(std::iter::once(&e.name)).any(|a| {
-                        a.contains(' ') && normalize(a).rsplit(' ').next() == Some(tokens[0])
-                    })
-                })
-                .collect();
-            if owners.len() == 1 {
-                push(&mut out, &owners[0].entity_id.clone(), 0.9, "surname");
-            }
-        }
-        if tokens.len() >= 2 {
-            for e in self.entities() {
-                if e.kind != EntityKind::Person {
+        // 3. A bare family name: a knowledge-base person's, when only one
+        //    person has it.
+        if single && family.len() >= 4 {
+            let mut owner: Option<&crate::Entity> = None;
+            let mut several = false;
+            for entry in self.names.with_family(family) {
+                let Some(e) = self.get_entity(&entry.entity_id) else {
+                    continue;
+                };
+                if e.kind != EntityKind::Person || e.origin != "kb" {
                     continue;
                 }
-                for a in e.aliases.iter().chain(std::iter::once(&e.name)) {
-                    let an = normalize(a);
-                    let at: Vec<&str> = an.split(' ').collect();
-                    // Blocking: family names must share their first letter.
-                    if at.last().map(|s| s.as_bytes().first())
-                        != tokens.last().map(|s| s.as_bytes().first())
-                    {
-                        continue;
-                    }
-                    let s = name_score(&tokens, &at);
-                    if s >= 0.8 {
-                        let reason = if tokens[0].len() == 1 {
-                            "initial"
-                        } else {
-                            "fuzzy"
-                        };
-                        push(&mut out, &e.entity_id, s.min(0.99), reason);
-                    }
+                match owner {
+                    Some(o) if o.entity_id != e.entity_id => several = true,
+                    _ => owner = Some(e),
+                }
+            }
+            if let (Some(o), false) = (owner, several) {
+                push(&mut out, &o.entity_id, 0.9, "surname");
+            }
+        }
+        // 4. Fuzzy full names, only inside the block of family names with the
+        //    same initial, and only where the letter bounds allow a match.
+        if !single {
+            let hist = Histogram::of(family);
+            let reason = if given.len() == 1 { "initial" } else { "fuzzy" };
+            for entry in self.names.block(family.as_bytes()[0]) {
+                let cf = entry.family();
+                if !may_match(
+                    (family, &hist),
+                    (cf, &entry.family_hist),
+                    budget(family.len().max(cf.len())),
+                    FAMILY_JW,
+                ) {
+                    continue;
+                }
+                let s = name_score((given, family), (entry.given(), cf));
+                if s >= 0.8 {
+                    push(&mut out, &entry.entity_id, s.min(0.99), reason);
                 }
             }
         }
@@ -230,6 +284,25 @@ impl Resolver {
                 .then(a.entity_id.cmp(&b.entity_id))
         });
         out
+    }
+}
+
+impl Resolver {
+    /// Live entities (ids after merges) that have `family` as the family
+    /// name of one of their full-name aliases, or as a one-word alias.
+    fn entities_with_family(&self, family: &str) -> BTreeSet<&str> {
+        let from_full = self.names.with_family(family).map(|e| e.entity_id.as_str());
+        let from_alias = self
+            .alias_index
+            .get(family)
+            .into_iter()
+            .flatten()
+            .map(String::as_str);
+        from_full
+            .chain(from_alias)
+            .filter_map(|id| self.get_entity(id))
+            .map(|e| e.entity_id.as_str())
+            .collect()
     }
 }
 
@@ -274,16 +347,20 @@ pub(crate) fn link_mentions(
             out.push((Some(e.entity_id.clone()), e.name.clone()));
             continue;
         }
-        // 2. A bare surname: the nearest earlier full name in this document.
+        // 2. A bare surname: the nearest earlier full name in this document,
+        //    spelled the same there or known to the entity in that spelling
+        //    ("Zelenskyy" after "Volodymyr Zelensky").
         if single {
+            let spelled_by = r.entities_with_family(&n);
             let earlier = extraction
                 .mentions
                 .iter()
                 .zip(out.iter())
                 .rev()
                 .find(|(pm, (id, _))| {
-                    id.is_some()
-                        && normalize(&clean(&pm.text))
+                    let Some(id) = id else { return false };
+                    spelled_by.contains(id.as_str())
+                        || normalize(&clean(&pm.text))
                             .rsplit(' ')
                             .next()
                             .is_some_and(|last| last == n)

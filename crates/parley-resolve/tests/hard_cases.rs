@@ -2,6 +2,7 @@
 //! same-surname people, roles over time, and inputs that must not panic.
 
 use chrono::NaiveDate;
+use parley_extract::model::{Extraction, PersonMention};
 use parley_extract::{Document, Extractor};
 use parley_kb::KnowledgeBase;
 use parley_resolve::{Decision, DocumentMeta, MentionKind, Resolver};
@@ -190,4 +191,215 @@ fn odd_inputs_give_no_match_and_no_panic() {
         r.resolve_mention("Defense Minister", None, None, MentionKind::Role)
             .is_empty()
     );
+}
+
+/// Resolves `text` as a document dated `date` and applies its decisions.
+fn resolve_and_apply(
+    r: &mut Resolver,
+    name: &str,
+    date: Option<NaiveDate>,
+    text: &str,
+) -> parley_resolve::DocumentResolution {
+    let ex = Extractor::new(kb());
+    let doc = Document::from_text(name, date, text);
+    let res = r.resolve_document(&meta(&doc), &ex.extract(&doc));
+    for d in &res.decisions {
+        r.apply(d);
+    }
+    res
+}
+
+#[test]
+fn oleksandr_zelenskyy_is_a_new_person_in_a_document() {
+    // The mentions as an extractor gives them (the extractor's own matching
+    // is tested in its crate): a full name it did not know, then the president.
+    let mention = |text: &str, start: u32, kb_id: Option<&str>| PersonMention {
+        text: text.into(),
+        start,
+        end: start + text.chars().count() as u32,
+        role: None,
+        affiliation: Some("UKR".into()),
+        kb_id: kb_id.map(Into::into),
+        source: if kb_id.is_some() { "kb" } else { "name" }.into(),
+    };
+    let extraction = Extraction {
+        mentions: vec![
+            mention("Oleksandr Zelenskyy", 10, None),
+            mention("Volodymyr Zelensky", 80, Some("per-volodymyr-zelensky")),
+            mention("Zelenskyy", 120, None),
+        ],
+        reference_date: NaiveDate::from_ymd_opt(2025, 3, 23),
+        ..Extraction::default()
+    };
+    let r = Resolver::new(kb());
+    let doc = DocumentMeta {
+        id: "doc-oz".into(),
+        name: "oz.txt".into(),
+        reference_date: extraction.reference_date,
+    };
+    let res = r.resolve_document(&doc, &extraction);
+    let olek = res
+        .persons
+        .iter()
+        .find(|p| p.mentions.iter().any(|m| m.contains("Oleksandr")))
+        .expect("Oleksandr Zelenskyy is a person of the article");
+    let volo = res
+        .persons
+        .iter()
+        .find(|p| p.name == "Volodymyr Zelensky")
+        .expect("the president is linked");
+    assert_ne!(olek.entity_id, volo.entity_id, "{:?}", res.persons);
+    assert_eq!(olek.entity_id, "per-oleksandr-zelenskyy");
+    // The later bare surname follows the nearest earlier full name.
+    assert!(volo.mentions.contains(&"Zelenskyy".to_string()));
+}
+
+#[test]
+fn sky_news_and_sky_news_arabia_stay_apart() {
+    let mut r = Resolver::new(kb());
+    for (id, name) in [
+        ("org-sky-news", "Sky News"),
+        ("org-sky-news-arabia", "Sky News Arabia"),
+    ] {
+        r.apply(&Decision::RegisterEntity {
+            entity_id: id.into(),
+            kind: parley_resolve::EntityKind::Organisation,
+            name: name.into(),
+            aliases: vec![],
+            code: None,
+            origin: "human".into(),
+            document_id: None,
+        });
+    }
+    let short = r.search("Sky News", 5);
+    assert_eq!(short[0].0.entity_id, "org-sky-news");
+    assert!(short[0].1 > short[1].1, "{short:?}");
+    let long = r.search("sky news arabia", 5);
+    assert_eq!(long[0].0.entity_id, "org-sky-news-arabia");
+    // Still two entities: neither was folded into the other.
+    assert!(r.get_entity("org-sky-news").unwrap().merged_into.is_none());
+    assert!(
+        r.get_entity("org-sky-news-arabia")
+            .unwrap()
+            .merged_into
+            .is_none()
+    );
+}
+
+#[test]
+fn ukraine_defense_minister_in_march_and_august_2025() {
+    let r = Resolver::new(kb());
+    let role = |date| {
+        r.resolve_mention("the Defense Minister", Some("UKR"), date, MentionKind::Role)
+            .into_iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        role(NaiveDate::from_ymd_opt(2025, 3, 15)),
+        ["Rustem Umerov"]
+    );
+    assert_eq!(
+        role(NaiveDate::from_ymd_opt(2025, 8, 15)),
+        ["Denys Shmyhal"]
+    );
+    // British spelling, same answer.
+    let defence = r.resolve_mention(
+        "defence minister",
+        Some("UKR"),
+        NaiveDate::from_ymd_opt(2025, 8, 15),
+        MentionKind::Role,
+    );
+    assert_eq!(defence[0].name, "Denys Shmyhal");
+}
+
+#[test]
+fn all_caps_headline_links_like_the_body() {
+    let mut r = Resolver::new(kb());
+    let res = resolve_and_apply(
+        &mut r,
+        "caps.txt",
+        NaiveDate::from_ymd_opt(2025, 3, 23),
+        "ZELENSKYY AND WITKOFF MEET IN RIYADH\n\nVolodymyr Zelensky met Steve Witkoff on Sunday.",
+    );
+    let names: Vec<&str> = res.persons.iter().map(|p| p.name.as_str()).collect();
+    assert!(names.contains(&"Volodymyr Zelensky"), "{names:?}");
+    assert!(names.contains(&"Steve Witkoff"), "{names:?}");
+    // No all-caps duplicate person was invented.
+    assert!(
+        res.persons
+            .iter()
+            .all(|p| !p.entity_id.contains("zelenskyy-and")),
+        "{:?}",
+        res.persons
+    );
+    for m in ["VOLODYMYR ZELENSKY", "STEVE WITKOFF", "KEITH KELLOG"] {
+        assert!(best(&r, m).is_some(), "{m}");
+    }
+}
+
+#[test]
+fn possessive_and_hyphen_forms_resolve_directly() {
+    let r = Resolver::new(kb());
+    for m in ["Zelensky's", "Zelensky’s", "Volodymyr Zelensky's"] {
+        assert_eq!(best(&r, m).as_deref(), Some("Volodymyr Zelensky"), "{m}");
+    }
+    // "Umerov-led" is a surname: unique in the knowledge base, so a candidate,
+    // but only through the surname rule.
+    let c = r.resolve_mention("Umerov-led", None, None, MentionKind::Person);
+    assert_eq!(c[0].name, "Rustem Umerov");
+    assert_eq!(c[0].reason, "surname");
+}
+
+#[test]
+fn a_bare_surname_never_links_across_documents() {
+    let mut r = Resolver::new(kb());
+    let date = NaiveDate::from_ymd_opt(2025, 5, 11);
+    let first = resolve_and_apply(
+        &mut r,
+        "w1.txt",
+        date,
+        "Mediation\n\nMediator Tomasz Wielgosz met both delegations in Geneva.",
+    );
+    let tomasz = first
+        .persons
+        .iter()
+        .find(|p| p.name == "Tomasz Wielgosz")
+        .expect("a new person is registered")
+        .entity_id
+        .clone();
+    let second = resolve_and_apply(
+        &mut r,
+        "w2.txt",
+        NaiveDate::from_ymd_opt(2025, 5, 12),
+        "Mediation\n\nWielgosz said the talks would resume. The Wielgosz plan was welcomed.",
+    );
+    assert!(
+        second.persons.iter().all(|p| p.entity_id != tomasz),
+        "{:?}",
+        second.persons
+    );
+    // The full name in a later document does link.
+    let third = resolve_and_apply(
+        &mut r,
+        "w3.txt",
+        NaiveDate::from_ymd_opt(2025, 5, 13),
+        "Mediation\n\nTomasz Wielgosz said the talks would resume.",
+    );
+    assert!(
+        third.persons.iter().any(|p| p.entity_id == tomasz),
+        "{:?}",
+        third.persons
+    );
+}
+
+#[test]
+fn a_surname_shared_in_the_knowledge_base_is_ambiguous() {
+    let r = Resolver::new(kb());
+    // The Emir and the Prime Minister of Qatar are both Al Thani.
+    let c = r.resolve_mention("Thani", None, None, MentionKind::Person);
+    assert!(c.iter().all(|c| c.reason != "surname"), "{c:?}");
+    // A surname held by one person only is a (surname) candidate.
+    let c = r.resolve_mention("Witkoff", None, None, MentionKind::Person);
+    assert_eq!(c[0].name, "Steve Witkoff");
 }

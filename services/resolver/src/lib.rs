@@ -42,6 +42,9 @@ pub struct Config {
     /// Folder of extra knowledge-base TOML files extending the bundled one.
     #[arg(long, env = "PARLEY_KB_DIR")]
     pub kb_dir: Option<PathBuf>,
+    /// TLS, authentication and request limits of the gRPC server.
+    #[command(flatten)]
+    pub security: parley_runtime::ServerSecurityArgs,
     /// Logging and metrics.
     #[command(flatten)]
     pub telemetry: parley_telemetry::TelemetryArgs,
@@ -113,13 +116,16 @@ pub struct Application {
 impl Application {
     /// Connects to the log, rebuilds state, and binds the gRPC port.
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
+        let security = config.security.load()?;
         let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
         let log: Arc<dyn EventLog> = config
             .log
             .connect(std::time::Duration::from_secs(60))
             .await?;
         let service = ResolverService::start(log, &kb, shutdown.clone()).await?;
-        let server = GrpcServer::new().add_service(service.grpc().into_server());
+        let server = GrpcServer::new()
+            .with_security(security)
+            .add_service(service.grpc().into_server());
         let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
         Ok(Self {
             listener,

@@ -277,7 +277,8 @@ fn revise(
 ) -> Vec<Decision> {
     use parley_extract::model::TalksEvent;
     let current = |id: &str| resolver.events().find(|e| e.event_id == id).cloned();
-    let only_source = |event: &TalksEvent| event.evidence.iter().all(|e| e.document_id == document_id);
+    let only_source =
+        |event: &TalksEvent| event.evidence.iter().all(|e| e.document_id == document_id);
     // Fields a reader cares about, without bookkeeping (versions, counts, evidence).
     let content = |event: &TalksEvent| {
         let mut event = event.clone();
@@ -304,8 +305,11 @@ fn revise(
             None => {
                 let mut amended = event.clone();
                 amended.evidence.retain(|e| e.document_id != document_id);
-                let sources: HashSet<&str> =
-                    amended.evidence.iter().map(|e| e.document_id.as_str()).collect();
+                let sources: HashSet<&str> = amended
+                    .evidence
+                    .iter()
+                    .map(|e| e.document_id.as_str())
+                    .collect();
                 amended.source_count = sources.len() as u32;
                 amended.version += 1;
                 decisions.push(Decision::AmendEvent {
@@ -313,7 +317,9 @@ fn revise(
                     reason: format!("re-extraction of {document_id} no longer reports it"),
                 });
             }
-            Some(reported) if only_source(&event) && content(&reported.event) != content(&event) => {
+            Some(reported)
+                if only_source(&event) && content(&reported.event) != content(&event) =>
+            {
                 let mut amended = reported.event.clone();
                 amended.event_id = id.clone();
                 amended.version = event.version + 1;
