@@ -13,7 +13,6 @@ use parley_domain::pb::{
     SubmitArticleRequest, SubscribeRequest, SubscribeResponse, UpdateKind, subscribe_request::Start,
 };
 use parley_domain::{convert, time};
-use tonic::transport::{Channel, Endpoint};
 
 /// Parley: structured events from news about peace talks and ceasefires.
 #[derive(Debug, Parser)]
@@ -21,7 +20,14 @@ use tonic::transport::{Channel, Endpoint};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How to reach servers that require TLS or a token.
+    #[command(flatten)]
+    security: parley_runtime::client::ClientSecurityArgs,
 }
+
+/// Client security settings of this invocation, for every connection it opens.
+static CLIENT_SECURITY: std::sync::OnceLock<parley_runtime::client::ClientSecurityArgs> =
+    std::sync::OnceLock::new();
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -133,6 +139,7 @@ enum EntityAction {
 impl Cli {
     /// Runs the chosen subcommand.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let _ = CLIENT_SECURITY.set(self.security);
         match self.command {
             Command::Events(args) => crate::events::run(args).await,
             Command::Up(args) => crate::up::run(args).await.map(|()| ExitCode::SUCCESS),
@@ -177,13 +184,13 @@ fn extract(files: Vec<PathBuf>, kb_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     })
 }
 
-async fn connect(server: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(server.to_owned())
-        .with_context(|| {
-            format!("{server:?} is not a valid server URL (e.g. http://127.0.0.1:50051)")
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
+/// Connects to a Parley server with this invocation's TLS and token settings.
+pub(crate) async fn connect(server: &str) -> anyhow::Result<parley_runtime::client::AuthChannel> {
+    let security = CLIENT_SECURITY.get_or_init(Default::default);
+    tonic::transport::Endpoint::from_shared(server.to_owned()).with_context(|| {
+        format!("{server:?} is not a valid server URL (e.g. http://127.0.0.1:50051)")
+    })?;
+    parley_runtime::client::connect(server, security)
         .await
         .with_context(|| format!("cannot connect to {server}"))
 }
@@ -276,7 +283,11 @@ async fn reprocess(server: &str, since: Option<&str>, dry_run: bool) -> anyhow::
         response.changed,
         response.unchanged,
         response.errors.len(),
-        if dry_run { " (dry run: nothing appended)" } else { "" }
+        if dry_run {
+            " (dry run: nothing appended)"
+        } else {
+            ""
+        }
     );
     Ok(if response.errors.is_empty() {
         ExitCode::SUCCESS

@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use parley_domain::pb::notify_service_client::NotifyServiceClient;
-use parley_domain::pb::{SubscribeRequest, subscribe_request::Start};
 use parley_ingest::{Ingest, IngestGrpc};
 use parley_log::EventLog;
 use parley_log::jetstream::{JetStreamConfig, JetStreamLog};
@@ -78,6 +76,12 @@ pub struct UpArgs {
     /// Most items read from one feed.
     #[arg(long, env = "PARLEY_MAX_FEED_ITEMS", default_value_t = 1000)]
     pub max_feed_items: usize,
+    /// Most ingest requests per second from one client address (0: no limit).
+    #[arg(long, env = "PARLEY_INGEST_RATE_PER_SEC", default_value_t = 50)]
+    pub ingest_rate_per_sec: u32,
+    /// TLS, authentication and request limits of the gRPC server.
+    #[command(flatten)]
+    pub security: parley_runtime::ServerSecurityArgs,
     /// Seconds allowed for draining on SIGTERM or Ctrl-C.
     #[arg(long, env = "PARLEY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -93,6 +97,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let shutdown =
         parley_runtime::shutdown_on_signals(Duration::from_secs(args.shutdown_grace_secs));
 
+    let security = args.security.load()?;
     let (log, where_) = open_log(&args).await?;
     let kb = parley_kb::KnowledgeBase::load(args.kb_dir.as_deref())?;
     let limits = parley_extract::Limits {
@@ -106,7 +111,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let ingest = Arc::new(Ingest::new(log.clone(), &kb, limits));
 
     let server = GrpcServer::new()
-        .add_service(IngestGrpc::new(ingest.clone(), args.max_document_bytes).into_server())
+        .with_security(security)
+        .add_service(
+            IngestGrpc::new(ingest.clone(), args.max_document_bytes)
+                .with_rate_limit(args.ingest_rate_per_sec)
+                .into_server(),
+        )
         .add_service(resolver.grpc().into_server())
         .add_service(notify.grpc(shutdown.clone()).into_server());
     let listener = parley_runtime::grpc::bind(args.grpc).await?;
@@ -122,14 +132,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let mut tasks = tokio::task::JoinSet::new();
     if args.demo {
-        let url = url.clone();
+        let journal = notify.journal().clone();
         let token = shutdown.token.clone();
         tasks.spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
-                result = print_deliveries(&url) => if let Err(e) = result {
-                    eprintln!("parley up: demo subscriber stopped: {e:#}");
-                },
+                _ = print_deliveries(journal) => {}
             }
         });
         let ingest = ingest.clone();
@@ -197,20 +205,23 @@ async fn open_log(args: &UpArgs) -> anyhow::Result<(Arc<dyn EventLog>, String)> 
     }
 }
 
-/// Subscribes to everything from the start of the log and prints one line per delivery.
-async fn print_deliveries(url: &str) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
-        .connect()
-        .await?;
-    let mut stream = NotifyServiceClient::new(channel)
-        .subscribe(SubscribeRequest {
-            filter: String::new(),
-            start: Some(Start::FromSequence(1)),
-        })
-        .await?
-        .into_inner();
-    while let Some(delivery) = stream.message().await? {
-        println!("{}", display::delivery_line(&delivery));
+/// Prints one line per delivery from the start of the log, as a subscriber
+/// sees it (read from the notify read model in-process, so it works whatever
+/// TLS or token the gRPC port requires).
+async fn print_deliveries(journal: Arc<parley_notify::Journal>) {
+    let mut changes = journal.watch();
+    let mut cursor = 0;
+    loop {
+        let batch = journal.after(cursor, 256);
+        if batch.is_empty() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        for delivery in batch {
+            cursor = delivery.sequence;
+            println!("{}", display::delivery_line(&delivery));
+        }
     }
-    Ok(())
 }

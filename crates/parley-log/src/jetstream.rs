@@ -146,7 +146,17 @@ impl JetStreamLog {
     /// Connects, checks the server version, and creates (or updates) the
     /// stream and the blob bucket. Safe to call from every service at start.
     pub async fn connect(config: JetStreamConfig) -> Result<Self, LogError> {
-        let mut options = async_nats::ConnectOptions::new()
+        Self::connect_with_options(config, async_nats::ConnectOptions::new()).await
+    }
+
+    /// Like [`JetStreamLog::connect`], starting from caller-built options that
+    /// carry authentication and TLS (user/password, nkey, client certificates,
+    /// private CAs); the config's creds file and TLS requirement still apply.
+    pub async fn connect_with_options(
+        config: JetStreamConfig,
+        options: async_nats::ConnectOptions,
+    ) -> Result<Self, LogError> {
+        let mut options = options
             .name("parley-log")
             .request_timeout(Some(config.request_timeout));
         if let Some(path) = &config.credentials_file {

@@ -14,6 +14,21 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::ShutdownSignal;
+use crate::security::{SecurityError, ServerSecurity};
+
+/// Why [`GrpcServer::serve`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The security settings refuse this listener (e.g. no auth on a public address).
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    /// The listener's address could not be read.
+    #[error("cannot read the listener address: {0}")]
+    Io(#[from] std::io::Error),
+    /// tonic failed to serve (TLS configuration, transport).
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
 
 /// Health reporting handle: flip services between SERVING and NOT_SERVING.
 #[derive(Clone)]
@@ -42,6 +57,7 @@ pub struct GrpcServer {
     routes: Routes,
     names: Vec<&'static str>,
     health: HealthReporter,
+    security: ServerSecurity,
 }
 
 impl Default for GrpcServer {
@@ -71,6 +87,7 @@ impl GrpcServer {
             routes,
             names: Vec::new(),
             health,
+            security: ServerSecurity::default(),
         }
     }
 
@@ -93,6 +110,13 @@ impl GrpcServer {
         self
     }
 
+    /// Applies TLS, authentication and the request size limit. Without this
+    /// call the server uses [`ServerSecurity::default`]: no auth, loopback only.
+    pub fn with_security(mut self, security: ServerSecurity) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Handle to flip health status.
     pub fn serving_state(&self) -> ServingState {
         ServingState {
@@ -103,22 +127,31 @@ impl GrpcServer {
 
     /// Serves on an already bound listener until the shutdown token fires,
     /// then drains for at most the grace period.
+    ///
+    /// Refuses (before serving anything) a non-loopback listener when no
+    /// authentication is configured, unless insecure listening was opted into.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: ShutdownSignal,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> Result<(), ServeError> {
+        self.security.check_listen(listener.local_addr()?)?;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.security.tls() {
+            builder = builder.tls_config(tls.clone())?;
+        }
         let state = self.serving_state();
         state.set(true).await;
         let token = shutdown.token.clone();
-        let server = tonic::transport::Server::builder()
+        let server = builder
+            .layer(self.security.layer())
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 token.cancelled().await;
                 state.set(false).await;
             });
         tokio::pin!(server);
-        tokio::select! {
+        let result = tokio::select! {
             result = &mut server => result,
             _ = async {
                 shutdown.token.cancelled().await;
@@ -127,7 +160,8 @@ impl GrpcServer {
                 tracing::warn!("gRPC drain exceeded the grace period; closing open streams");
                 Ok(())
             }
-        }
+        };
+        Ok(result?)
     }
 }
 

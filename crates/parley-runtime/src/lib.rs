@@ -4,12 +4,16 @@
 //! how they connect to it, serve gRPC, report health, shut down, or survive a
 //! poison message. Those live here once.
 
+pub mod client;
 pub mod consumer;
 pub mod grpc;
+pub mod limits;
 pub mod log;
+pub mod security;
 pub mod shutdown;
 
 pub use consumer::{ConsumerLoop, Handled, HandlerError, RecordHandler};
-pub use grpc::{GrpcServer, ServingState};
+pub use grpc::{GrpcServer, ServeError, ServingState};
 pub use log::LogArgs;
+pub use security::{SecurityError, ServerSecurity, ServerSecurityArgs};
 pub use shutdown::{ShutdownSignal, shutdown_on_signals};

@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
 
+pub mod tls;
+
+pub use tls::TestPki;
+
 /// Environment variable naming the `nats-server` binary to use.
 pub const BINARY_ENV: &str = "PARLEY_NATS_SERVER_BIN";
 
@@ -305,6 +309,12 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server on free ports and waits until JetStream is healthy.
     pub fn start() -> Result<Self> {
+        Self::start_with_args(&[])
+    }
+
+    /// Like [`NatsServer::start`], with extra `nats-server` flags appended,
+    /// e.g. `["--user", "u", "--pass", "p"]` to test authenticated clients.
+    pub fn start_with_args(extra_args: &[&str]) -> Result<Self> {
         let binary = nats_server_binary()?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
@@ -318,7 +328,7 @@ impl NatsServer {
                 "parley-test".to_string(),
                 (ports[0], ports[1]),
                 dir.path(),
-                Vec::new(),
+                extra_args.iter().map(|a| a.to_string()).collect(),
             )?;
             node.spawn()?;
             match node.wait_ready(Instant::now() + READY_TIMEOUT) {

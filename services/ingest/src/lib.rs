@@ -47,6 +47,12 @@ pub struct Config {
     /// Most items read from one feed.
     #[arg(long, env = "PARLEY_MAX_FEED_ITEMS", default_value_t = 1000)]
     pub max_feed_items: usize,
+    /// Most gRPC requests per second from one client address (0: no limit).
+    #[arg(long, env = "PARLEY_INGEST_RATE_PER_SEC", default_value_t = 50)]
+    pub ingest_rate_per_sec: u32,
+    /// TLS, authentication and request limits of the gRPC server.
+    #[command(flatten)]
+    pub security: parley_runtime::ServerSecurityArgs,
     /// Logging and metrics.
     #[command(flatten)]
     pub telemetry: parley_telemetry::TelemetryArgs,
@@ -76,6 +82,7 @@ pub struct Application {
 impl Application {
     /// Connects to the log, loads the knowledge base, and binds the gRPC port.
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
+        let security = config.security.load()?;
         let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
         let jetstream = config
             .log
@@ -89,8 +96,11 @@ impl Application {
             ingest.clone(),
             shutdown.clone(),
         ));
-        let server = GrpcServer::new()
-            .add_service(IngestGrpc::new(ingest, config.max_document_bytes).into_server());
+        let server = GrpcServer::new().with_security(security).add_service(
+            IngestGrpc::new(ingest, config.max_document_bytes)
+                .with_rate_limit(config.ingest_rate_per_sec)
+                .into_server(),
+        );
         let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
         Ok(Self {
             listener,

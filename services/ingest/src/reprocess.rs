@@ -18,7 +18,9 @@ use parley_domain::pb::{
     ArticleIngested, CandidatesExtracted, Content, DocumentError as PbDocumentError,
     ReprocessResponse, content::Location,
 };
-use parley_domain::{EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record, ids, time};
+use parley_domain::{
+    EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record, ids, time,
+};
 use parley_extract::{Document, read_documents};
 use parley_log::{AggregateRef, BlobRef, ExpectedVersion, Filter, LogError, ReadMode, StartAt};
 use prost::Message;
@@ -90,7 +92,10 @@ impl Ingest {
     }
 
     /// The latest `ArticleIngested` and `CandidatesExtracted` of an article aggregate.
-    async fn stored_article(&self, article: &AggregateRef) -> Result<Option<StoredArticle>, LogError> {
+    async fn stored_article(
+        &self,
+        article: &AggregateRef,
+    ) -> Result<Option<StoredArticle>, LogError> {
         let records = self.log.read_aggregate(article).await?;
         let mut found: Option<(ArticleIngested, String)> = None;
         let mut latest = None;
@@ -102,7 +107,9 @@ impl Ingest {
             };
             for (envelope, event) in decoded.events() {
                 match event {
-                    Event::ArticleIngested(a) => found = Some((a.clone(), envelope.event_id.clone())),
+                    Event::ArticleIngested(a) => {
+                        found = Some((a.clone(), envelope.event_id.clone()))
+                    }
                     Event::CandidatesExtracted(c) => latest = Some(c.clone()),
                     _ => {}
                 }
@@ -142,7 +149,10 @@ impl Ingest {
             let media_type = (!a.media_type.is_empty()).then_some(a.media_type.as_str());
             let mut documents = read_documents(&a.name, &raw, media_type, &self.limits);
             if documents.len() == 1 {
-                let mut document = documents.pop().expect("one document").map_err(|e| e.to_string())?;
+                let mut document = documents
+                    .pop()
+                    .expect("one document")
+                    .map_err(|e| e.to_string())?;
                 if document.source_url.is_none() && !a.source_url.is_empty() {
                     document.source_url = Some(a.source_url.clone());
                 }

@@ -1,5 +1,6 @@
 //! `parley.v1.IngestService` over gRPC, and the NATS intake subject.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -8,16 +9,22 @@ use parley_domain::pb::{
     SubmitArticleRequest, SubmitArticleResponse, SubmitFeedRequest, SubmitFeedResponse,
 };
 use parley_runtime::ShutdownSignal;
+use parley_runtime::limits::RateLimiter;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::{Ingest, SUBMIT_SUBJECT};
+
+/// Who a request is rate-limited as: its peer IP address (all ports of a
+/// host share one budget), or "unknown" for in-process transports.
+type ClientKey = Option<IpAddr>;
 
 /// The gRPC face of the ingest service.
 #[derive(Clone)]
 pub struct IngestGrpc {
     ingest: Arc<Ingest>,
     max_document_bytes: usize,
+    rate_limiter: Option<Arc<RateLimiter<ClientKey>>>,
 }
 
 impl IngestGrpc {
@@ -26,7 +33,52 @@ impl IngestGrpc {
         Self {
             ingest,
             max_document_bytes,
+            rate_limiter: None,
         }
+    }
+
+    /// Limits each client (by IP address) to `per_second` submissions a
+    /// second, with bursts of as many; 0 turns the limit off.
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limiter =
+            (per_second > 0).then(|| Arc::new(RateLimiter::new(per_second, per_second)));
+        self
+    }
+
+    /// Refuses a client over its rate with RESOURCE_EXHAUSTED naming the limit.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(());
+        };
+        let key = request.remote_addr().map(|addr| addr.ip());
+        limiter.check(&key).map_err(|limited| {
+            metrics::counter!("parley_ingest_rate_limited_total").increment(1);
+            Status::resource_exhausted(format!(
+                "rate limit of {} requests per second per client exceeded (PARLEY_INGEST_RATE_PER_SEC); retry in {} ms",
+                limited.per_second,
+                limited.retry_after.as_millis().max(1)
+            ))
+        })
+    }
+
+    /// The path shared by `SubmitArticle` and `SubmitFeed`: rate limit,
+    /// document checks, then ingestion.
+    async fn submit<T>(
+        &self,
+        request: &Request<T>,
+        document: Document<'_>,
+    ) -> Result<SubmitArticleResponse, Status> {
+        self.admit(request)?;
+        self.check(document.name, document.content)?;
+        Ok(self
+            .ingest
+            .submit(
+                document.name,
+                document.content,
+                document.media_type,
+                non_empty(document.source_url),
+            )
+            .await)
     }
 
     /// Wraps it in the tonic server type, with a message limit matching the document limit.
@@ -56,23 +108,28 @@ fn non_empty(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
 
+/// The fields of a submission that ingestion needs, whichever RPC brought it.
+struct Document<'a> {
+    name: &'a str,
+    content: &'a [u8],
+    media_type: Option<&'a str>,
+    source_url: &'a str,
+}
+
 #[tonic::async_trait]
 impl IngestService for IngestGrpc {
     async fn submit_article(
         &self,
         request: Request<SubmitArticleRequest>,
     ) -> Result<Response<SubmitArticleResponse>, Status> {
-        let request = request.into_inner();
-        self.check(&request.name, &request.content)?;
-        let response = self
-            .ingest
-            .submit(
-                &request.name,
-                &request.content,
-                non_empty(&request.media_type),
-                non_empty(&request.source_url),
-            )
-            .await;
+        let body = request.get_ref();
+        let document = Document {
+            name: &body.name,
+            content: &body.content,
+            media_type: non_empty(&body.media_type),
+            source_url: &body.source_url,
+        };
+        let response = self.submit(&request, document).await?;
         Ok(Response::new(response))
     }
 
@@ -80,21 +137,38 @@ impl IngestService for IngestGrpc {
         &self,
         request: Request<SubmitFeedRequest>,
     ) -> Result<Response<SubmitFeedResponse>, Status> {
-        let request = request.into_inner();
-        self.check(&request.name, &request.content)?;
-        let response = self
-            .ingest
-            .submit(
-                &request.name,
-                &request.content,
-                Some("application/rss+xml"),
-                non_empty(&request.source_url),
-            )
-            .await;
+        let body = request.get_ref();
+        let document = Document {
+            name: &body.name,
+            content: &body.content,
+            media_type: Some("application/rss+xml"),
+            source_url: &body.source_url,
+        };
+        let response = self.submit(&request, document).await?;
         Ok(Response::new(SubmitFeedResponse {
             documents: response.documents,
             errors: response.errors,
         }))
+    }
+
+    async fn reprocess(
+        &self,
+        request: Request<parley_domain::pb::ReprocessRequest>,
+    ) -> Result<Response<parley_domain::pb::ReprocessResponse>, Status> {
+        let request = request.into_inner();
+        let since = match request.since {
+            Some(ts) => Some(
+                parley_domain::time::from_timestamp(&ts)
+                    .ok_or_else(|| Status::invalid_argument("since is out of range"))?,
+            ),
+            None => None,
+        };
+        let response = self
+            .ingest
+            .reprocess(since, request.dry_run)
+            .await
+            .map_err(|e| Status::unavailable(format!("reprocess: the log failed: {e}")))?;
+        Ok(Response::new(response))
     }
 }
 
@@ -152,4 +226,161 @@ pub async fn serve_nats(client: async_nats::Client, ingest: Arc<Ingest>, shutdow
         }
     }
     let _ = subscription.unsubscribe().await;
+}
+
+#[cfg(test)]
+mod tests {
+    //! Over a real socket, so the peer address the limiter keys on is real.
+
+    use std::time::Duration;
+
+    use parley_domain::pb::ingest_service_client::IngestServiceClient;
+    use parley_runtime::GrpcServer;
+    use tonic::Code;
+    use tonic::transport::Channel;
+
+    use super::*;
+
+    const ARTICLE: &str = "2024-03-01\nThe parties agreed to a ceasefire in Geneva.\n";
+
+    /// A served ingest over a throwaway SQLite log; dropped with the test.
+    struct Served {
+        client: IngestServiceClient<Channel>,
+        shutdown: ShutdownSignal,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Served {
+        fn drop(&mut self) {
+            self.shutdown.token.cancel();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn serve(rate_per_second: u32, max_document_bytes: usize) -> Served {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "parley-ingest-service-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let log: Arc<dyn parley_log::EventLog> =
+            Arc::new(parley_log::sqlite::SqliteLog::open(&dir).unwrap());
+        let kb = parley_kb::KnowledgeBase::bundled().unwrap();
+        let limits = parley_extract::Limits {
+            max_bytes: max_document_bytes,
+            max_feed_items: 100,
+        };
+        let ingest = Arc::new(Ingest::new(log, &kb, limits));
+        let service = IngestGrpc::new(ingest, max_document_bytes).with_rate_limit(rate_per_second);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = ShutdownSignal::new(Duration::from_secs(1));
+        tokio::spawn(
+            GrpcServer::new()
+                .add_service(service.into_server())
+                .serve(listener, shutdown.clone()),
+        );
+        let client = IngestServiceClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        Served {
+            client,
+            shutdown,
+            dir,
+        }
+    }
+
+    fn article(name: &str, content: &str) -> SubmitArticleRequest {
+        SubmitArticleRequest {
+            name: name.into(),
+            content: content.as_bytes().to_vec(),
+            media_type: "text/plain".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_over_its_rate_is_refused_with_the_limit_named() {
+        let mut served = serve(3, 1 << 20).await;
+        for i in 0..3 {
+            served
+                .client
+                .submit_article(article(&format!("a{i}.txt"), ARTICLE))
+                .await
+                .expect("within the burst");
+        }
+        // Both RPCs draw on the same per-client budget.
+        let refused = served
+            .client
+            .submit_feed(SubmitFeedRequest {
+                name: "feed.xml".into(),
+                content: b"<rss/>".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("3 requests per second")
+                && refused.message().contains("PARLEY_INGEST_RATE_PER_SEC"),
+            "{refused:?}"
+        );
+        // The budget refills at the configured rate.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        served
+            .client
+            .submit_article(article("late.txt", ARTICLE))
+            .await
+            .expect("refilled");
+    }
+
+    #[tokio::test]
+    async fn without_a_rate_limit_every_request_is_served() {
+        let mut served = serve(0, 1 << 20).await;
+        for i in 0..20 {
+            served
+                .client
+                .submit_article(article(&format!("b{i}.txt"), ARTICLE))
+                .await
+                .expect("no limit");
+        }
+    }
+
+    #[tokio::test]
+    async fn both_rpcs_check_the_document_the_same_way() {
+        let mut served = serve(0, 64).await;
+        let big = "x".repeat(65);
+        let article_err = served
+            .client
+            .submit_article(article("big.txt", &big))
+            .await
+            .unwrap_err();
+        let feed_err = served
+            .client
+            .submit_feed(SubmitFeedRequest {
+                name: "big.xml".into(),
+                content: big.clone().into_bytes(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        for err in [&article_err, &feed_err] {
+            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            assert!(
+                err.message()
+                    .contains("limit of 64 bytes (PARLEY_MAX_DOCUMENT_BYTES)"),
+                "{err:?}"
+            );
+        }
+        let empty = served
+            .client
+            .submit_feed(SubmitFeedRequest {
+                name: "empty.xml".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(empty.message().contains("content is empty"), "{empty:?}");
+    }
 }
