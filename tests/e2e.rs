@@ -221,6 +221,7 @@ async fn article_flows_through_three_services_and_survives_a_resolver_crash() ->
     let sybiha_after = resolver_client
         .get_entity(parley_domain::pb::GetEntityRequest {
             entity_id: sybiha_id,
+            ..Default::default()
         })
         .await?
         .into_inner()

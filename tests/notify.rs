@@ -509,19 +509,28 @@ async fn two_replicas_serve_streams_and_push_once_with_failover() -> anyhow::Res
         "one replica pushes: no double delivery"
     );
 
-    // Kill whichever holds the lease (both are killed in turn if needed: kill A, then
-    // whatever is left must push the next batch).
-    a.kill();
+    // Kill the lease holder: the other replica must take over after the lease lapses.
+    let (holder, survivor) = if a.log().contains("took the push-delivery lease") {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    anyhow::ensure!(
+        holder.log().contains("took the push-delivery lease"),
+        "no replica took the lease"
+    );
+    holder.kill();
     for i in 10..20 {
         let id = format!("evt-a-{i:02}");
         record(&js, &id, TalksEventType::CeasefireProposed).await?;
         expected.push(format!("{id}:v1"));
     }
     let wanted: BTreeSet<String> = expected.iter().cloned().collect();
-    wait_until("B takes over", Duration::from_secs(30), || {
+    wait_until("the survivor takes over", Duration::from_secs(30), || {
         receiver.keys() == wanted
     })
     .await
-    .with_context(|| b.log())?;
+    .with_context(|| survivor.log())?;
+    assert!(survivor.log().contains("took the push-delivery lease"));
     Ok(())
 }

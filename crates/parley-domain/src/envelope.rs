@@ -126,6 +126,10 @@ pub fn event_type_name(event: &Event) -> &'static str {
         Event::SubscriptionPaused(_) => "parley.v1.SubscriptionPaused",
         Event::SubscriptionResumed(_) => "parley.v1.SubscriptionResumed",
         Event::SubscriptionDeleted(_) => "parley.v1.SubscriptionDeleted",
+        Event::SubscriptionCheckpointed(_) => "parley.v1.SubscriptionCheckpointed",
+        Event::DeliveryDeadLettered(_) => "parley.v1.DeliveryDeadLettered",
+        Event::DeadLettersRedriven(_) => "parley.v1.DeadLettersRedriven",
+        Event::DeliveryLeaseTaken(_) => "parley.v1.DeliveryLeaseTaken",
     }
 }
 

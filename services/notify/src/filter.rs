@@ -95,6 +95,16 @@ enum Expr {
 impl Filter {
     /// Parses a filter; the empty string matches everything.
     pub fn parse(source: &str) -> Result<Self, FilterError> {
+        if source.len() > MAX_FILTER_BYTES {
+            return Err(FilterError {
+                filter: source.chars().take(64).collect::<String>() + "…",
+                column: 1,
+                message: format!(
+                    "filter is {} bytes long; the limit is {MAX_FILTER_BYTES}",
+                    source.len()
+                ),
+            });
+        }
         let tokens = tokenize(source)?;
         if tokens.is_empty() {
             return Ok(Self {
@@ -106,6 +116,7 @@ impl Filter {
             source,
             tokens,
             pos: 0,
+            depth: 0,
         };
         let expr = parser.expr()?;
         if let Some(token) = parser.peek() {
@@ -365,7 +376,17 @@ struct Parser<'a> {
     source: &'a str,
     tokens: Vec<Token>,
     pos: usize,
+    /// Current nesting of `not` and parentheses, bounded by [`MAX_NESTING`].
+    depth: usize,
 }
+
+/// Deepest nesting of `not` and parentheses accepted. The parser and the
+/// matcher recurse once per level, so an unbounded filter (thousands of `(`)
+/// would overflow a worker thread's stack and take the service down.
+pub const MAX_NESTING: usize = 32;
+
+/// Longest filter accepted, in bytes.
+pub const MAX_FILTER_BYTES: usize = 4096;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
@@ -415,6 +436,20 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            let column = self.peek().map_or(self.source.len() + 1, |t| t.column);
+            return Err(self.error_at(
+                column,
+                format!("filter nests deeper than {MAX_NESTING} levels of `not` and parentheses"),
+            ));
+        }
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, FilterError> {
         if self.keyword("not") {
             self.pos += 1;
             return Ok(Expr::Not(Box::new(self.unary()?)));
@@ -606,6 +641,18 @@ mod tests {
         let f = Filter::parse(r#"(party in (ukr, rus) or mediator = TUR) and not status = planned and venue = "sharm el-sheikh""#).unwrap();
         assert!(f.matches(&event(TalksEventType::TalksHeld, &["ISR"], &["TUR"])));
         assert!(!f.matches(&event(TalksEventType::TalksHeld, &["ISR"], &["QAT"])));
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_filters_are_refused_not_overflowed() {
+        let deep = format!("{}type = talks_held{}", "(".repeat(20_000), ")".repeat(20_000));
+        let err = Filter::parse(&deep).unwrap_err();
+        assert!(err.message.contains("limit"), "{err}");
+        let deep_not = format!("{}type = talks_held", "not ".repeat(MAX_NESTING + 1));
+        let err = Filter::parse(&deep_not).unwrap_err();
+        assert!(err.message.contains("nests deeper"), "{err}");
+        let ok = format!("{}type = talks_held", "not ".repeat(MAX_NESTING - 1));
+        assert!(Filter::parse(&ok).is_ok());
     }
 
     #[test]

@@ -1,11 +1,29 @@
 //! `parley.v1.NotifyService` over gRPC.
+//!
+//! # Memory of a slow `Subscribe` stream
+//!
+//! A stream never has a queue of its own: its task reads the shared journal
+//! from the stream's cursor in batches of at most [`BATCH`] entries (`Arc`s,
+//! not copies) and hands them to a channel of [`SEND_BUFFER`] messages. When
+//! the client reads slowly, tonic's HTTP/2 flow control fills, the channel
+//! fills, and the task waits on `send` with its cursor where it is; the
+//! journal keeps growing for everyone, but the stream holds at most
+//! `BATCH + SEND_BUFFER` entries however far behind it is. So a lagging stream
+//! is never cut off or skipped ahead (`lagged_from` stays 0): it catches up
+//! from the journal at its own pace, and a client that disconnects resumes
+//! exactly with `from_sequence = last sequence + 1`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
 use parley_domain::pb::notify_service_server::{NotifyService, NotifyServiceServer};
-use parley_domain::pb::{SubscribeRequest, SubscribeResponse, subscribe_request::Start};
+use parley_domain::pb::{
+    Channel, CreateSubscriptionRequest, CreateSubscriptionResponse, ListDeadLettersRequest,
+    ListDeadLettersResponse, ListSubscriptionsRequest, ListSubscriptionsResponse,
+    RedriveDeadLettersRequest, RedriveDeadLettersResponse, SubscribeRequest, SubscribeResponse,
+    SubscriptionIdRequest, SubscriptionResponse, WebhookFormat, subscribe_request::Start,
+};
 use parley_domain::time;
 use parley_runtime::ShutdownSignal;
 use tokio::sync::mpsc;
@@ -13,24 +31,52 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::Journal;
+use crate::delivery::whole_records;
 use crate::filter::Filter;
+use crate::secrets::{SECRET_KEY_ENV, SecretKey, generate_secret};
+use crate::subscriptions::{NewSubscription, SubscriptionError, Subscriptions};
+use crate::webhook;
 
 /// Entries sent to one subscriber before its sender waits for it to read.
 const SEND_BUFFER: usize = 64;
 /// Entries read from the journal per step.
 const BATCH: usize = 256;
 
+/// What the service accepts when subscriptions are created.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelPolicy {
+    /// A NATS connection is there (the NATS channel is accepted).
+    pub nats_available: bool,
+    /// Key sealing webhook secrets (webhooks are refused without one).
+    pub secret_key: Option<SecretKey>,
+    /// Webhooks to private addresses are allowed.
+    pub allow_private: bool,
+}
+
 /// The gRPC face of the notify service.
 #[derive(Clone)]
 pub struct NotifyGrpc {
     journal: Arc<Journal>,
+    subscriptions: Arc<Subscriptions>,
+    policy: Arc<ChannelPolicy>,
     shutdown: ShutdownSignal,
 }
 
 impl NotifyGrpc {
-    /// Serves subscriptions from `journal`; streams end when `shutdown` fires.
-    pub fn new(journal: Arc<Journal>, shutdown: ShutdownSignal) -> Self {
-        Self { journal, shutdown }
+    /// Serves streams from `journal` and stored subscriptions from `subscriptions`;
+    /// streams end when `shutdown` fires.
+    pub fn new(
+        journal: Arc<Journal>,
+        subscriptions: Arc<Subscriptions>,
+        policy: ChannelPolicy,
+        shutdown: ShutdownSignal,
+    ) -> Self {
+        Self {
+            journal,
+            subscriptions,
+            policy: Arc::new(policy),
+            shutdown,
+        }
     }
 
     /// Wraps it in the tonic server type.
@@ -73,7 +119,8 @@ impl NotifyService for NotifyGrpc {
         metrics::gauge!("parley_notify_subscribers").increment(1.0);
         tokio::spawn(async move {
             'outer: loop {
-                let batch = journal.after(cursor, BATCH);
+                // Whole records only, so `cursor` never points into the middle of one.
+                let batch = whole_records(&journal, cursor, BATCH);
                 if batch.is_empty() {
                     tokio::select! {
                         _ = token.cancelled() => break,
@@ -99,5 +146,181 @@ impl NotifyService for NotifyGrpc {
             metrics::gauge!("parley_notify_subscribers").decrement(1.0);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn create_subscription(
+        &self,
+        request: Request<CreateSubscriptionRequest>,
+    ) -> Result<Response<CreateSubscriptionResponse>, Status> {
+        let request = request.into_inner();
+        Filter::parse(&request.filter).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let channel = Channel::try_from(request.channel).unwrap_or_default();
+        let id = format!("sub-{}", uuid::Uuid::now_v7().simple());
+        let mut new = NewSubscription {
+            id: id.clone(),
+            name: request.name,
+            filter: request.filter,
+            channel,
+            ..Default::default()
+        };
+        let mut secret = String::new();
+        match channel {
+            Channel::Grpc => {}
+            Channel::Nats => {
+                if !self.policy.nats_available {
+                    return Err(Status::failed_precondition(
+                        "the NATS channel needs a NATS server: this notify service has no NATS connection \
+                         (it runs on the embedded log); set PARLEY_NOTIFY_NATS_URL",
+                    ));
+                }
+            }
+            Channel::Webhook => {
+                let hook = request.webhook.unwrap_or_default();
+                let url = webhook::check_url(&hook.url, self.policy.allow_private)
+                    .await
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let key = self.policy.secret_key.as_ref().ok_or_else(|| {
+                    Status::failed_precondition(format!(
+                        "webhooks need a key to seal their signing secrets: set {SECRET_KEY_ENV} on the notify service"
+                    ))
+                })?;
+                secret = if hook.secret.is_empty() {
+                    generate_secret()
+                } else {
+                    hook.secret
+                };
+                new.webhook_url = url.to_string();
+                new.format = match WebhookFormat::try_from(hook.format) {
+                    Ok(WebhookFormat::Unspecified) | Err(_) => WebhookFormat::Raw,
+                    Ok(format) => format,
+                };
+                new.sealed_secret = key.seal(&id, &secret);
+            }
+            Channel::Unspecified => {
+                return Err(Status::invalid_argument(
+                    "channel is required: grpc, nats or webhook",
+                ));
+            }
+        }
+        new.start_after = if request.from_sequence > 0 {
+            request.from_sequence - 1
+        } else {
+            self.subscriptions
+                .log()
+                .last_sequence()
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?
+        };
+        let created = self.subscriptions.create(new).await.map_err(status)?;
+        tracing::info!(subscription = %created.id, channel = ?created.channel, "subscription created");
+        Ok(Response::new(CreateSubscriptionResponse {
+            subscription: Some(created.to_pb()),
+            webhook_secret: secret,
+        }))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        _request: Request<ListSubscriptionsRequest>,
+    ) -> Result<Response<ListSubscriptionsResponse>, Status> {
+        Ok(Response::new(ListSubscriptionsResponse {
+            subscriptions: self
+                .subscriptions
+                .list()
+                .iter()
+                .map(|s| s.to_pb())
+                .collect(),
+        }))
+    }
+
+    async fn pause_subscription(
+        &self,
+        request: Request<SubscriptionIdRequest>,
+    ) -> Result<Response<SubscriptionResponse>, Status> {
+        let id = request.into_inner().subscription_id;
+        let subscription = self.subscriptions.pause(&id).await.map_err(status)?;
+        Ok(Response::new(SubscriptionResponse {
+            subscription: Some(subscription.to_pb()),
+        }))
+    }
+
+    async fn resume_subscription(
+        &self,
+        request: Request<SubscriptionIdRequest>,
+    ) -> Result<Response<SubscriptionResponse>, Status> {
+        let id = request.into_inner().subscription_id;
+        let subscription = self.subscriptions.resume(&id).await.map_err(status)?;
+        Ok(Response::new(SubscriptionResponse {
+            subscription: Some(subscription.to_pb()),
+        }))
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<SubscriptionIdRequest>,
+    ) -> Result<Response<SubscriptionResponse>, Status> {
+        let id = request.into_inner().subscription_id;
+        let subscription = self.subscriptions.delete(&id).await.map_err(status)?;
+        Ok(Response::new(SubscriptionResponse {
+            subscription: Some(subscription.to_pb()),
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let id = request.into_inner().subscription_id;
+        let subscriptions = if id.is_empty() {
+            self.subscriptions.list()
+        } else {
+            vec![
+                self.subscriptions
+                    .get(&id)
+                    .ok_or_else(|| Status::not_found(format!("no subscription {id:?}")))?,
+            ]
+        };
+        let mut dead_letters = Vec::new();
+        for subscription in subscriptions {
+            let mut letters: Vec<_> = subscription.dead_letters.values().cloned().collect();
+            letters.sort_by_key(|l| l.sequence);
+            dead_letters.extend(letters.into_iter().map(|l| parley_domain::pb::DeadLetter {
+                subscription_id: subscription.id.clone(),
+                sequence: l.sequence,
+                idempotency_key: l.idempotency_key,
+                attempts: l.attempts,
+                last_error: l.last_error,
+                parked_at: Some(time::to_timestamp(l.parked_at)),
+            }));
+        }
+        Ok(Response::new(ListDeadLettersResponse { dead_letters }))
+    }
+
+    async fn redrive_dead_letters(
+        &self,
+        request: Request<RedriveDeadLettersRequest>,
+    ) -> Result<Response<RedriveDeadLettersResponse>, Status> {
+        let request = request.into_inner();
+        let redriven = self
+            .subscriptions
+            .redrive(&request.subscription_id, &request.idempotency_keys)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RedriveDeadLettersResponse { redriven }))
+    }
+}
+
+/// gRPC status of a subscription command error.
+fn status(error: SubscriptionError) -> Status {
+    match error {
+        SubscriptionError::NotFound(_) | SubscriptionError::NoDeadLetter { .. } => {
+            Status::not_found(error.to_string())
+        }
+        SubscriptionError::Log(e) if e.is_transient() => Status::unavailable(e.to_string()),
+        SubscriptionError::Log(parley_log::LogError::WrongExpectedVersion { .. }) => {
+            Status::aborted(error.to_string())
+        }
+        SubscriptionError::NotApplied(_) => Status::unavailable(error.to_string()),
+        SubscriptionError::Log(e) => Status::internal(e.to_string()),
     }
 }
