@@ -135,7 +135,7 @@ async fn article_flows_through_parley_up(up: &mut ServiceProcess) -> anyhow::Res
         .describe_state(DescribeStateRequest {})
         .await?
         .into_inner();
-    assert!(before.document_count >= 1, "{before:?}");
+    assert!(before.document_count >= 1, "{before:?}\n{}", up.log());
 
     // SIGKILL and restart: the same state, rebuilt from the log.
     up.kill();

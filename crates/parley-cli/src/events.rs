@@ -7,7 +7,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -18,7 +17,6 @@ use parley_domain::pb::{
     UpdateKind,
 };
 use parley_domain::{convert, time};
-use tonic::transport::{Channel, Endpoint};
 
 /// `parley events` and where to find the notify service.
 #[derive(Debug, Args)]
@@ -108,7 +106,7 @@ const PAGE_SIZE: usize = 500;
 
 /// Runs `parley events ...`.
 pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let mut client = EventHistoryServiceClient::new(connect(&args.server).await?);
+    let mut client = EventHistoryServiceClient::new(crate::commands::connect(&args.server).await?);
     match args.action {
         EventsAction::List { query, limit } => {
             let request = query.request(Order::Newest)?;
@@ -128,18 +126,6 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Same as `commands::connect`: a channel to `server` with a clear error.
-async fn connect(server: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(server.to_owned())
-        .with_context(|| {
-            format!("{server:?} is not a valid server URL (e.g. http://127.0.0.1:50053)")
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {server}"))
 }
 
 impl QueryArgs {
@@ -201,7 +187,7 @@ fn parse_time(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
 
 /// Requests pages until the end (or `limit` rows) and prints each row as it arrives.
 async fn print_pages(
-    client: &mut EventHistoryServiceClient<Channel>,
+    client: &mut EventHistoryServiceClient<parley_runtime::client::AuthChannel>,
     mut request: QueryEventsRequest,
     format: Format,
     limit: Option<usize>,

@@ -11,9 +11,7 @@
 //! webhook's signing secret is printed once, when it is created.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::{
@@ -21,7 +19,6 @@ use parley_domain::pb::{
     RedriveDeadLettersRequest, Subscription, SubscriptionIdRequest, Webhook, WebhookFormat,
 };
 use parley_domain::time;
-use tonic::transport::Endpoint;
 
 /// `parley subscriptions` and its flags.
 #[derive(Debug, Args)]
@@ -142,12 +139,7 @@ fn parse_format(name: &str) -> anyhow::Result<WebhookFormat> {
 /// Runs `parley subscriptions ...`.
 pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
     let server = args.server;
-    let channel = Endpoint::from_shared(server.clone())
-        .with_context(|| format!("{server:?} is not a valid server URL"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {server}"))?;
+    let channel = crate::commands::connect(&server).await?;
     let mut client = NotifyServiceClient::new(channel);
     let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
     match args.action {

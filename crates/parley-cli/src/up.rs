@@ -98,7 +98,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         parley_runtime::shutdown_on_signals(Duration::from_secs(args.shutdown_grace_secs));
 
     let security = args.security.load()?;
-    let (log, where_) = open_log(&args).await?;
+    let (log, nats, where_) = open_log(&args).await?;
     let kb = parley_kb::KnowledgeBase::load(args.kb_dir.as_deref())?;
     let limits = parley_extract::Limits {
         max_bytes: args.max_document_bytes,
@@ -107,7 +107,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     // The resolver and notify rebuild their state from the log before serving.
     let resolver = ResolverService::start(log.clone(), &kb, shutdown.clone()).await?;
-    let notify = Notify::start(log.clone(), shutdown.clone()).await?;
+    let mut notify_start = parley_notify::NotifyStart::from_env()?;
+    notify_start.nats = nats;
+    if notify_start.secret_key.is_none() && args.nats.is_none() {
+        notify_start.secret_key = Some(local_secret_key(&args.data)?);
+    }
+    let notify = Notify::start_with(log.clone(), notify_start, shutdown.clone()).await?;
     let ingest = Arc::new(Ingest::new(log.clone(), &kb, limits));
 
     let server = GrpcServer::new()
@@ -118,7 +123,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .into_server(),
         )
         .add_service(resolver.grpc().into_server())
-        .add_service(notify.grpc(shutdown.clone()).into_server());
+        .add_service(notify.grpc(shutdown.clone()).into_server())
+        .add_service(
+            parley_notify::history::HistoryGrpc::new(notify.journal().clone()).into_server(),
+        );
     let listener = parley_runtime::grpc::bind(args.grpc).await?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
@@ -183,8 +191,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the log `parley up` runs over, and says which one it is.
-async fn open_log(args: &UpArgs) -> anyhow::Result<(Arc<dyn EventLog>, String)> {
+/// Opens the log `parley up` runs over, and says which one it is; with
+/// `--nats`, also the NATS client the notify service's NATS channel uses.
+async fn open_log(
+    args: &UpArgs,
+) -> anyhow::Result<(Arc<dyn EventLog>, Option<async_nats::Client>, String)> {
     match &args.nats {
         Some(url) => {
             let mut config = JetStreamConfig::new(url.clone());
@@ -192,17 +203,55 @@ async fn open_log(args: &UpArgs) -> anyhow::Result<(Arc<dyn EventLog>, String)> 
             let log = JetStreamLog::connect(config)
                 .await
                 .with_context(|| format!("cannot use the JetStream log at {url} (--nats)"))?;
-            Ok((Arc::new(log), format!("log: JetStream at {url}")))
+            let client = log.client().clone();
+            Ok((
+                Arc::new(log),
+                Some(client),
+                format!("log: JetStream at {url}"),
+            ))
         }
         None => {
             let data = args.data.clone();
             let log = tokio::task::spawn_blocking(move || SqliteLog::open(&data)).await??;
             Ok((
                 Arc::new(log),
+                None,
                 format!("log: embedded, in {}", args.data.display()),
             ))
         }
     }
+}
+
+/// The key sealing webhook secrets when `PARLEY_NOTIFY_SECRET_KEY` is not
+/// set: random, created once, kept beside the embedded log (owner-only), so
+/// webhooks work out of the box and their secrets survive restarts.
+fn local_secret_key(data: &std::path::Path) -> anyhow::Result<parley_notify::secrets::SecretKey> {
+    use std::io::Read;
+    let path = data.join("notify-secret.key");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .context("cannot read /dev/urandom to create the webhook secret key")?;
+            let text = hex::encode(bytes);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(
+                &mut options
+                    .open(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+                text.as_bytes(),
+            )?;
+            text
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    parley_notify::secrets::SecretKey::parse(&text)
+        .with_context(|| format!("{}: not a valid key", path.display()))
 }
 
 /// Prints one line per delivery from the start of the log, as a subscriber

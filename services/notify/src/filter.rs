@@ -645,7 +645,11 @@ mod tests {
 
     #[test]
     fn deep_nesting_and_huge_filters_are_refused_not_overflowed() {
-        let deep = format!("{}type = talks_held{}", "(".repeat(20_000), ")".repeat(20_000));
+        let deep = format!(
+            "{}type = talks_held{}",
+            "(".repeat(20_000),
+            ")".repeat(20_000)
+        );
         let err = Filter::parse(&deep).unwrap_err();
         assert!(err.message.contains("limit"), "{err}");
         let deep_not = format!("{}type = talks_held", "not ".repeat(MAX_NESTING + 1));

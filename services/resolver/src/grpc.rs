@@ -310,9 +310,14 @@ impl ResolverService for ResolverGrpc {
         &self,
         _request: Request<pb::DescribeStateRequest>,
     ) -> Result<Response<pb::DescribeStateResponse>, Status> {
+        // Fold whatever the log holds now, so the answer is never older than the request.
+        self.state
+            .catch_up()
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot read the log: {e}")))?;
         let summary = self.state.summary();
         Ok(Response::new(pb::DescribeStateResponse {
-            applied_sequence: 0,
+            applied_sequence: self.state.applied_sequence(),
             entity_count: summary.entities,
             event_count: summary.events,
             document_count: summary.documents,
