@@ -130,6 +130,14 @@ async fn article_flows_through_parley_up(up: &mut ServiceProcess) -> anyhow::Res
         up.log()
     );
 
+    // Whatever else the article yields arrives shortly after.
+    receive_until(
+        &mut deliveries,
+        &mut received,
+        Duration::from_secs(2),
+        |_| false,
+    )
+    .await;
     let mut resolver = ResolverServiceClient::new(channel);
     let before = resolver
         .describe_state(DescribeStateRequest {})
