@@ -32,7 +32,7 @@ static CLIENT_SECURITY: std::sync::OnceLock<parley_runtime::client::ClientSecuri
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run ingest, resolver and notify in one process over the embedded log (or --nats).
-    Up(crate::up::UpArgs),
+    Up(Box<crate::up::UpArgs>),
     /// Stored subscriptions: create, list, pause, resume, delete, dead letters, redrive.
     Subscriptions(crate::subscriptions::SubscriptionsArgs),
     /// Query known events: list, show one with its versions and sources, export as JSONL or CSV.
@@ -142,7 +142,7 @@ impl Cli {
         let _ = CLIENT_SECURITY.set(self.security);
         match self.command {
             Command::Events(args) => crate::events::run(args).await,
-            Command::Up(args) => crate::up::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Up(args) => crate::up::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Subscriptions(args) => crate::subscriptions::run(args).await,
             Command::Extract {
                 jsonl: _,

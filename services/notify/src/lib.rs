@@ -59,6 +59,9 @@ pub struct Config {
     /// Log connection.
     #[command(flatten)]
     pub log: LogArgs,
+    /// TLS, authentication and request limits of the gRPC server.
+    #[command(flatten)]
+    pub security: parley_runtime::ServerSecurityArgs,
     /// Logging and metrics.
     #[command(flatten)]
     pub telemetry: parley_telemetry::TelemetryArgs,
@@ -280,6 +283,7 @@ pub struct Application {
 impl Application {
     /// Connects to the log, rebuilds state, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
+        let security = config.security.load()?;
         let log = config
             .log
             .connect(std::time::Duration::from_secs(60))
@@ -299,7 +303,9 @@ impl Application {
         start.delivery =
             DeliveryOptions::from_env(Some(format!("{}:{}", hostname(), config.grpc_addr.port())));
         let notify = Notify::start_with(log, start, shutdown.clone()).await?;
-        let server = GrpcServer::new().add_service(notify.grpc(shutdown.clone()).into_server());
+        let server = GrpcServer::new()
+            .with_security(security)
+            .add_service(notify.grpc(shutdown.clone()).into_server());
         let server =
             server.add_service(history::HistoryGrpc::new(notify.journal().clone()).into_server());
         let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
