@@ -283,7 +283,6 @@ async fn sigterm_while_nats_is_unreachable_still_exits_within_the_grace_period()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: clap's error names the flag (--grpc-addr), not the variable"]
 async fn a_malformed_setting_stops_the_service_naming_the_variable() -> anyhow::Result<()> {
     let logs = tempfile::tempdir()?;
     // NATS is unreachable: a service that accepted the setting would keep

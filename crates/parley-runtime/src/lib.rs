@@ -5,6 +5,7 @@
 //! poison message. Those live here once.
 
 pub mod client;
+pub mod config;
 pub mod consumer;
 pub mod grpc;
 pub mod limits;
@@ -12,6 +13,7 @@ pub mod log;
 pub mod security;
 pub mod shutdown;
 
+pub use config::parse_config;
 pub use consumer::{ConsumerLoop, Handled, HandlerError, RecordHandler};
 pub use grpc::{GrpcServer, ServeError, ServingState};
 pub use log::LogArgs;

@@ -1,10 +1,8 @@
 //! `parley-notify`: see the library for what it does.
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = parley_notify::Config::parse();
+    let config: parley_notify::Config = parley_runtime::parse_config();
     parley_telemetry::init(&config.telemetry)?;
     let shutdown = parley_runtime::shutdown_on_signals(std::time::Duration::from_secs(
         config.shutdown_grace_secs,
