@@ -247,7 +247,6 @@ fn unreachable_nats() -> anyhow::Result<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: LogArgs::connect retries for 60 s without watching the shutdown token"]
 async fn sigterm_while_nats_is_unreachable_still_exits_within_the_grace_period()
 -> anyhow::Result<()> {
     let logs = tempfile::tempdir()?;
@@ -258,6 +257,17 @@ async fn sigterm_while_nats_is_unreachable_still_exits_within_the_grace_period()
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Let them get into their connect-retry loop.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Waiting for the log, each already answers probes on its port: NOT_SERVING.
+    for service in &services {
+        let status = not_serving_status(&service.url()).await?;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::NotServing as i32,
+            "{} should report NOT_SERVING while NATS is unreachable:\n{}",
+            service.name,
+            service.log()
+        );
+    }
     for service in &services {
         service.terminate()?;
     }
@@ -313,4 +323,27 @@ async fn a_malformed_setting_stops_the_service_naming_the_variable() -> anyhow::
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
+}
+
+/// The overall health status a service reports, retried briefly while it binds.
+async fn not_serving_status(url: &str) -> anyhow::Result<i32> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(channel) = tonic::transport::Endpoint::from_shared(url.to_owned())?
+            .connect()
+            .await
+            && let Ok(response) = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+        {
+            return Ok(response.into_inner().status);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{url}: no health answer while waiting for NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -174,3 +174,47 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         )
     })
 }
+
+/// A stand-in server answering only `grpc.health.v1` with NOT_SERVING, for
+/// the time a service waits for its dependencies: probes get a clear answer
+/// on the service's own port instead of a refused connection.
+pub struct NotServingYet {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NotServingYet {
+    /// Starts answering on a clone of `listener` (the real server takes the
+    /// original over once [`NotServingYet::stop`] returns).
+    pub async fn start(listener: &TcpListener) -> std::io::Result<Self> {
+        let std_listener = {
+            let fd = socket2::SockRef::from(listener);
+            fd.try_clone()?
+        };
+        let std_listener: std::net::TcpListener = std_listener.into();
+        std_listener.set_nonblocking(true)?;
+        let clone = TcpListener::from_std(std_listener)?;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(health_service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(clone), token.cancelled())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "NOT_SERVING stand-in server failed");
+            }
+        });
+        Ok(Self { stop, task })
+    }
+
+    /// Stops answering (open connections are closed; clients reconnect to the real server).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.task).await;
+    }
+}

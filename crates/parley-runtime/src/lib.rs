@@ -14,6 +14,9 @@ pub mod security;
 pub mod shutdown;
 
 pub use config::parse_config;
+
+/// Error text of a service asked to stop before it was ready (not a failure).
+pub const STOPPED_BEFORE_READY: &str = "shutdown requested before the service was ready";
 pub use consumer::{ConsumerLoop, Handled, HandlerError, RecordHandler};
 pub use grpc::{GrpcServer, ServeError, ServingState};
 pub use log::LogArgs;

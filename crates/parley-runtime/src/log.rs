@@ -242,3 +242,44 @@ impl LogArgs {
         }
     }
 }
+
+impl LogArgs {
+    /// Connects, retrying with backoff (up to 5 s apart) for as long as it
+    /// takes, until `shutdown` fires: a service started before NATS, or
+    /// while the cluster elects a leader, waits instead of crash-looping.
+    /// Returns `Ok(None)` when shutdown came first. Settings that can never
+    /// work (contradictory flags, unreadable files) fail at once.
+    pub async fn connect_until_stopped(
+        &self,
+        shutdown: &crate::ShutdownSignal,
+    ) -> Result<Option<Arc<JetStreamLog>>, parley_log::LogError> {
+        self.validate()
+            .map_err(|e| parley_log::LogError::Backend(e.to_string()))?;
+        let config = self.jetstream_config();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let options = self
+                .connect_options()
+                .await
+                .map_err(|e| parley_log::LogError::Backend(e.to_string()))?;
+            let attempt = JetStreamLog::connect_with_options(config.clone(), options);
+            let result = tokio::select! {
+                _ = shutdown.token.cancelled() => return Ok(None),
+                result = attempt => result,
+            };
+            match result {
+                Ok(log) => return Ok(Some(Arc::new(log))),
+                Err(e) => {
+                    // Not only "unreachable": a cluster without a leader yet
+                    // times out creating the stream, which heals by itself.
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, url = %self.nats_url, "log not reachable yet; NOT_SERVING until it is");
+                    tokio::select! {
+                        _ = shutdown.token.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

@@ -84,10 +84,13 @@ impl Application {
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
         let security = config.security.load()?;
         let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
-        let jetstream = config
-            .log
-            .connect(std::time::Duration::from_secs(60))
-            .await?;
+        // Bound first: while the log is unreachable, probes hear NOT_SERVING on this port.
+        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        let waiting = parley_runtime::grpc::NotServingYet::start(&listener).await?;
+        let Some(jetstream) = config.log.connect_until_stopped(&shutdown).await? else {
+            waiting.stop().await;
+            anyhow::bail!(parley_runtime::STOPPED_BEFORE_READY);
+        };
         let client = jetstream.client().clone();
         let log: Arc<dyn EventLog> = jetstream;
         let ingest = Arc::new(Ingest::new(log, &kb, config.limits()));
@@ -101,7 +104,7 @@ impl Application {
                 .with_rate_limit(config.ingest_rate_per_sec)
                 .into_server(),
         );
-        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        waiting.stop().await;
         Ok(Self {
             listener,
             server,

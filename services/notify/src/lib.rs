@@ -284,10 +284,13 @@ impl Application {
     /// Connects to the log, rebuilds state, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
         let security = config.security.load()?;
-        let log = config
-            .log
-            .connect(std::time::Duration::from_secs(60))
-            .await?;
+        // Bound first: while the log is unreachable, probes hear NOT_SERVING on this port.
+        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        let waiting = parley_runtime::grpc::NotServingYet::start(&listener).await?;
+        let Some(log) = config.log.connect_until_stopped(&shutdown).await? else {
+            waiting.stop().await;
+            anyhow::bail!(parley_runtime::STOPPED_BEFORE_READY);
+        };
         let mut start = NotifyStart::from_env()?;
         // The log is JetStream: the NATS channel uses the same server unless told otherwise.
         let nats_url = config
@@ -308,7 +311,7 @@ impl Application {
             .add_service(notify.grpc(shutdown.clone()).into_server());
         let server =
             server.add_service(history::HistoryGrpc::new(notify.journal().clone()).into_server());
-        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        waiting.stop().await;
         Ok(Self {
             listener,
             server,

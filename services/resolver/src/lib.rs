@@ -118,15 +118,19 @@ impl Application {
     pub async fn build(config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<Self> {
         let security = config.security.load()?;
         let kb = parley_kb::KnowledgeBase::load(config.kb_dir.as_deref())?;
-        let log: Arc<dyn EventLog> = config
-            .log
-            .connect(std::time::Duration::from_secs(60))
-            .await?;
+        // Bound first: while the log is unreachable, probes hear NOT_SERVING on this port.
+        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        let waiting = parley_runtime::grpc::NotServingYet::start(&listener).await?;
+        let Some(log) = config.log.connect_until_stopped(&shutdown).await? else {
+            waiting.stop().await;
+            anyhow::bail!(parley_runtime::STOPPED_BEFORE_READY);
+        };
+        let log: Arc<dyn EventLog> = log;
         let service = ResolverService::start(log, &kb, shutdown.clone()).await?;
         let server = GrpcServer::new()
             .with_security(security)
             .add_service(service.grpc().into_server());
-        let listener = parley_runtime::grpc::bind(config.grpc_addr).await?;
+        waiting.stop().await;
         Ok(Self {
             listener,
             server,
