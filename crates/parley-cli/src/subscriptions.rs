@@ -15,8 +15,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::{
-    Channel, CreateSubscriptionRequest, ListDeadLettersRequest, ListSubscriptionsRequest,
-    RedriveDeadLettersRequest, Subscription, SubscriptionIdRequest, Webhook, WebhookFormat,
+    Channel, CreateSubscriptionRequest, DeleteSubscriptionRequest, ListDeadLettersRequest,
+    ListSubscriptionsRequest, PauseSubscriptionRequest, RedriveDeadLettersRequest,
+    ResumeSubscriptionRequest, Subscription, Webhook, WebhookFormat,
 };
 use parley_domain::time;
 
@@ -197,7 +198,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Pause { id } => {
             let s = client
-                .pause_subscription(SubscriptionIdRequest {
+                .pause_subscription(PauseSubscriptionRequest {
                     subscription_id: id,
                 })
                 .await
@@ -213,7 +214,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Resume { id } => {
             let s = client
-                .resume_subscription(SubscriptionIdRequest {
+                .resume_subscription(ResumeSubscriptionRequest {
                     subscription_id: id,
                 })
                 .await
@@ -229,7 +230,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Delete { id } => {
             client
-                .delete_subscription(SubscriptionIdRequest {
+                .delete_subscription(DeleteSubscriptionRequest {
                     subscription_id: id.clone(),
                 })
                 .await

@@ -19,10 +19,12 @@ use std::sync::Arc;
 use futures::Stream;
 use parley_domain::pb::notify_service_server::{NotifyService, NotifyServiceServer};
 use parley_domain::pb::{
-    Channel, CreateSubscriptionRequest, CreateSubscriptionResponse, ListDeadLettersRequest,
-    ListDeadLettersResponse, ListSubscriptionsRequest, ListSubscriptionsResponse,
-    RedriveDeadLettersRequest, RedriveDeadLettersResponse, SubscribeRequest, SubscribeResponse,
-    SubscriptionIdRequest, SubscriptionResponse, WebhookFormat, subscribe_request::Start,
+    Channel, CreateSubscriptionRequest, CreateSubscriptionResponse, DeleteSubscriptionRequest,
+    DeleteSubscriptionResponse, ListDeadLettersRequest, ListDeadLettersResponse,
+    ListSubscriptionsRequest, ListSubscriptionsResponse, PauseSubscriptionRequest,
+    PauseSubscriptionResponse, RedriveDeadLettersRequest, RedriveDeadLettersResponse,
+    ResumeSubscriptionRequest, ResumeSubscriptionResponse, SubscribeRequest, SubscribeResponse,
+    WebhookFormat, subscribe_request::Start,
 };
 use parley_domain::time;
 use parley_runtime::ShutdownSignal;
@@ -235,33 +237,33 @@ impl NotifyService for NotifyGrpc {
 
     async fn pause_subscription(
         &self,
-        request: Request<SubscriptionIdRequest>,
-    ) -> Result<Response<SubscriptionResponse>, Status> {
+        request: Request<PauseSubscriptionRequest>,
+    ) -> Result<Response<PauseSubscriptionResponse>, Status> {
         let id = request.into_inner().subscription_id;
         let subscription = self.subscriptions.pause(&id).await.map_err(status)?;
-        Ok(Response::new(SubscriptionResponse {
+        Ok(Response::new(PauseSubscriptionResponse {
             subscription: Some(subscription.to_pb()),
         }))
     }
 
     async fn resume_subscription(
         &self,
-        request: Request<SubscriptionIdRequest>,
-    ) -> Result<Response<SubscriptionResponse>, Status> {
+        request: Request<ResumeSubscriptionRequest>,
+    ) -> Result<Response<ResumeSubscriptionResponse>, Status> {
         let id = request.into_inner().subscription_id;
         let subscription = self.subscriptions.resume(&id).await.map_err(status)?;
-        Ok(Response::new(SubscriptionResponse {
+        Ok(Response::new(ResumeSubscriptionResponse {
             subscription: Some(subscription.to_pb()),
         }))
     }
 
     async fn delete_subscription(
         &self,
-        request: Request<SubscriptionIdRequest>,
-    ) -> Result<Response<SubscriptionResponse>, Status> {
+        request: Request<DeleteSubscriptionRequest>,
+    ) -> Result<Response<DeleteSubscriptionResponse>, Status> {
         let id = request.into_inner().subscription_id;
         let subscription = self.subscriptions.delete(&id).await.map_err(status)?;
-        Ok(Response::new(SubscriptionResponse {
+        Ok(Response::new(DeleteSubscriptionResponse {
             subscription: Some(subscription.to_pb()),
         }))
     }

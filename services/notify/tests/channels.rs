@@ -9,9 +9,10 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use parley_domain::pb::notify_service_server::NotifyService;
 use parley_domain::pb::{
-    Actor, Channel, CreateSubscriptionRequest, ListDeadLettersRequest, ListSubscriptionsRequest,
-    RedriveDeadLettersRequest, SubscriptionIdRequest, TalksEvent, TalksEventRecorded,
-    TalksEventType, Webhook, WebhookFormat,
+    Actor, Channel, CreateSubscriptionRequest, DeleteSubscriptionRequest, ListDeadLettersRequest,
+    ListSubscriptionsRequest, PauseSubscriptionRequest, RedriveDeadLettersRequest,
+    ResumeSubscriptionRequest, TalksEvent, TalksEventRecorded, TalksEventType, Webhook,
+    WebhookFormat,
 };
 use parley_domain::{EnvelopeBuilder, Event, aggregate, append_events};
 use parley_log::sqlite::SqliteLog;
@@ -277,13 +278,26 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(no_channel.code(), Code::InvalidArgument);
 
     for call in ["pause", "resume", "delete"] {
-        let request = Request::new(SubscriptionIdRequest {
-            subscription_id: "sub-nope".into(),
-        });
+        let id = "sub-nope".to_owned();
         let error = match call {
-            "pause" => grpc.pause_subscription(request).await,
-            "resume" => grpc.resume_subscription(request).await,
-            _ => grpc.delete_subscription(request).await,
+            "pause" => grpc
+                .pause_subscription(Request::new(PauseSubscriptionRequest {
+                    subscription_id: id,
+                }))
+                .await
+                .map(|_| ()),
+            "resume" => grpc
+                .resume_subscription(Request::new(ResumeSubscriptionRequest {
+                    subscription_id: id,
+                }))
+                .await
+                .map(|_| ()),
+            _ => grpc
+                .delete_subscription(Request::new(DeleteSubscriptionRequest {
+                    subscription_id: id,
+                }))
+                .await
+                .map(|_| ()),
         }
         .unwrap_err();
         assert_eq!(error.code(), Code::NotFound, "{call}");
@@ -333,12 +347,12 @@ async fn subscriptions_survive_a_restart_and_secrets_stay_sealed() {
         .into_inner()
         .subscription
         .unwrap();
-    grpc.pause_subscription(Request::new(SubscriptionIdRequest {
+    grpc.pause_subscription(Request::new(PauseSubscriptionRequest {
         subscription_id: hook_id.clone(),
     }))
     .await
     .unwrap();
-    grpc.delete_subscription(Request::new(SubscriptionIdRequest {
+    grpc.delete_subscription(Request::new(DeleteSubscriptionRequest {
         subscription_id: gone.subscription_id.clone(),
     }))
     .await
@@ -623,7 +637,7 @@ async fn paused_subscriptions_wait_and_resume_where_they_stopped() {
     .await;
     running
         .grpc
-        .pause_subscription(Request::new(SubscriptionIdRequest {
+        .pause_subscription(Request::new(PauseSubscriptionRequest {
             subscription_id: id.clone(),
         }))
         .await
@@ -642,7 +656,7 @@ async fn paused_subscriptions_wait_and_resume_where_they_stopped() {
     let running = Running::start(log.clone(), start_options(3)).await;
     running
         .grpc
-        .resume_subscription(Request::new(SubscriptionIdRequest {
+        .resume_subscription(Request::new(ResumeSubscriptionRequest {
             subscription_id: id.clone(),
         }))
         .await
