@@ -6,6 +6,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
+use parley_domain::{Event, decode_record};
+use parley_log::{EventLog, Filter, ReadMode, StartAt};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -207,5 +211,152 @@ impl ServiceProcess {
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Sides (demonyms) of the synthetic corpus, all in the shipped knowledge base.
+pub const SIDES: [(&str, &str); 6] = [
+    ("Russian", "Ukrainian"),
+    ("Armenian", "Azerbaijani"),
+    ("Israeli", "Lebanese"),
+    ("Thai", "Cambodian"),
+    ("Indian", "Pakistani"),
+    ("Rwandan", "Congolese"),
+];
+/// Venues of the synthetic corpus.
+pub const CITIES: [&str; 5] = ["Istanbul", "Doha", "Geneva", "Riyadh", "Jeddah"];
+/// Mediators of the synthetic corpus (unknown to the knowledge base).
+pub const ENVOYS: [&str; 4] = [
+    "Marta Kowalczyk",
+    "Tomas Lindqvist",
+    "Amina Diallo",
+    "Rafael Ortega",
+];
+/// Weekdays the synthetic articles date their talks by.
+pub const WEEKDAYS: [&str; 3] = ["Monday", "Tuesday", "Wednesday"];
+
+/// A short, distinct talks article: document `i` of the synthetic corpus.
+pub fn synthetic_article(i: usize) -> String {
+    let (a, b) = SIDES[i % SIDES.len()];
+    let city = CITIES[(i / 7) % CITIES.len()];
+    let envoy = ENVOYS[(i / 3) % ENVOYS.len()];
+    let weekday = WEEKDAYS[i % WEEKDAYS.len()];
+    let day = 10 + (i % 15);
+    let month = 1 + (i / 15) % 12;
+    format!(
+        "date 2025-{month:02}-{day:02}\n\
+         Delegations meet again (bulletin {i})\n\n\
+         {a} and {b} delegations met in {city} on {weekday} for talks on a ceasefire, \
+         officials said. The meeting was chaired by the mediator {envoy}, who told reporters \
+         that both sides had agreed to continue. Bulletin number {i} of the synthetic corpus.\n"
+    )
+}
+
+/// Counts of what a log holds, to prove nothing was lost or duplicated.
+#[derive(Debug, Default)]
+pub struct LogCensus {
+    /// `ArticleIngested` per document id.
+    pub ingested: HashMap<String, usize>,
+    /// `DocumentResolved` per document id.
+    pub resolved: HashMap<String, usize>,
+    /// `TalksEventRecorded` per event id.
+    pub recorded: HashMap<String, usize>,
+    /// `EntityRegistered` per entity id.
+    pub registered: HashMap<String, usize>,
+    /// Entity ids per canonical name of a registered person.
+    pub person_ids_by_name: BTreeMap<String, HashSet<String>>,
+}
+
+/// Reads the whole log and counts what matters for exactly-once checks.
+pub async fn census(log: &dyn EventLog) -> anyhow::Result<LogCensus> {
+    let mut records = log
+        .read(StartAt::Beginning, Filter::all(), ReadMode::ToEnd)
+        .await?;
+    let mut census = LogCensus::default();
+    while let Some(record) = records.next().await {
+        let record = decode_record(&record?)?;
+        for (_, event) in record.events() {
+            match event {
+                Event::ArticleIngested(a) => {
+                    *census.ingested.entry(a.document_id.clone()).or_default() += 1
+                }
+                Event::DocumentResolved(d) => {
+                    *census.resolved.entry(d.document_id.clone()).or_default() += 1
+                }
+                Event::TalksEventRecorded(r) => {
+                    let id = r
+                        .event
+                        .as_ref()
+                        .map(|e| e.event_id.clone())
+                        .unwrap_or_default();
+                    *census.recorded.entry(id).or_default() += 1
+                }
+                Event::EntityRegistered(e) => {
+                    *census.registered.entry(e.entity_id.clone()).or_default() += 1;
+                    if e.entity_id.starts_with("per-") {
+                        census
+                            .person_ids_by_name
+                            .entry(e.name.clone())
+                            .or_default()
+                            .insert(e.entity_id.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(census)
+}
+
+impl LogCensus {
+    /// Every one of `documents` documents ingested and resolved exactly once,
+    /// every event recorded once, every entity registered once, no person split.
+    pub fn exactly_once(&self, documents: usize) -> Result<(), String> {
+        let twice = |map: &HashMap<String, usize>| -> Vec<String> {
+            map.iter()
+                .filter(|(_, n)| **n > 1)
+                .map(|(k, n)| format!("{k} ×{n}"))
+                .collect()
+        };
+        let mut problems = Vec::new();
+        if self.ingested.len() != documents {
+            problems.push(format!(
+                "{} documents ingested, expected {documents}",
+                self.ingested.len()
+            ));
+        }
+        if self.resolved.len() != documents {
+            problems.push(format!(
+                "{} documents resolved, expected {documents}",
+                self.resolved.len()
+            ));
+        }
+        for (what, map) in [
+            ("ingested twice", &self.ingested),
+            ("resolved twice", &self.resolved),
+            ("recorded twice", &self.recorded),
+            ("registered twice", &self.registered),
+        ] {
+            let dups = twice(map);
+            if !dups.is_empty() {
+                problems.push(format!("{what}: {dups:?}"));
+            }
+        }
+        if self.recorded.is_empty() {
+            problems.push("no event recorded at all".into());
+        }
+        let split: Vec<_> = self
+            .person_ids_by_name
+            .iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .collect();
+        if !split.is_empty() {
+            problems.push(format!("people split into several entities: {split:?}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 }

@@ -22,7 +22,7 @@ use parley_domain::pb::{
     TalksEventType, subscribe_request::Start,
 };
 use parley_domain::{Event, decode_record};
-use parley_e2e::ServiceProcess;
+use parley_e2e::{LogCensus, ServiceProcess, synthetic_article};
 use parley_log::{EventLog, Filter, ReadMode, StartAt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -268,91 +268,10 @@ async fn a_data_directory_in_use_is_refused_and_left_alone() -> anyhow::Result<(
     Ok(())
 }
 
-/// States, cities and people the synthetic corpus draws on (all in the shipped KB).
-const SIDES: [(&str, &str); 6] = [
-    ("Russian", "Ukrainian"),
-    ("Armenian", "Azerbaijani"),
-    ("Israeli", "Lebanese"),
-    ("Thai", "Cambodian"),
-    ("Indian", "Pakistani"),
-    ("Rwandan", "Congolese"),
-];
-const CITIES: [&str; 5] = ["Istanbul", "Doha", "Geneva", "Riyadh", "Jeddah"];
-const ENVOYS: [&str; 4] = [
-    "Marta Kowalczyk",
-    "Tomas Lindqvist",
-    "Amina Diallo",
-    "Rafael Ortega",
-];
-const WEEKDAYS: [&str; 3] = ["Monday", "Tuesday", "Wednesday"];
-
-/// A short, distinct talks article: document `i` of the synthetic corpus.
-fn synthetic_article(i: usize) -> String {
-    let (a, b) = SIDES[i % SIDES.len()];
-    let city = CITIES[(i / 7) % CITIES.len()];
-    let envoy = ENVOYS[(i / 3) % ENVOYS.len()];
-    let weekday = WEEKDAYS[i % WEEKDAYS.len()];
-    let day = 10 + (i % 15);
-    let month = 1 + (i / 15) % 12;
-    format!(
-        "date 2025-{month:02}-{day:02}\n\
-         Delegations meet again (bulletin {i})\n\n\
-         {a} and {b} delegations met in {city} on {weekday} for talks on a ceasefire, \
-         officials said. The meeting was chaired by the mediator {envoy}, who told reporters \
-         that both sides had agreed to continue. Bulletin number {i} of the synthetic corpus.\n"
-    )
-}
-
-/// Counts of what the log holds, read straight from the stopped embedded log.
-#[derive(Debug, Default)]
-struct LogCensus {
-    ingested: HashMap<String, usize>,
-    resolved: HashMap<String, usize>,
-    recorded: HashMap<String, usize>,
-    registered: HashMap<String, usize>,
-    /// Entity ids per canonical name of a registered person.
-    person_ids_by_name: BTreeMap<String, HashSet<String>>,
-}
-
+/// What the stopped embedded log in `data` holds.
 async fn census(data: &std::path::Path) -> anyhow::Result<LogCensus> {
     let log = parley_log::sqlite::SqliteLog::open(data)?;
-    let mut records = log
-        .read(StartAt::Beginning, Filter::all(), ReadMode::ToEnd)
-        .await?;
-    let mut census = LogCensus::default();
-    while let Some(record) = records.next().await {
-        let record = decode_record(&record?)?;
-        for (_, event) in record.events() {
-            match event {
-                Event::ArticleIngested(a) => {
-                    *census.ingested.entry(a.document_id.clone()).or_default() += 1
-                }
-                Event::DocumentResolved(d) => {
-                    *census.resolved.entry(d.document_id.clone()).or_default() += 1
-                }
-                Event::TalksEventRecorded(r) => {
-                    let id = r
-                        .event
-                        .as_ref()
-                        .map(|e| e.event_id.clone())
-                        .unwrap_or_default();
-                    *census.recorded.entry(id).or_default() += 1
-                }
-                Event::EntityRegistered(e) => {
-                    *census.registered.entry(e.entity_id.clone()).or_default() += 1;
-                    if e.entity_id.starts_with("per-") {
-                        census
-                            .person_ids_by_name
-                            .entry(e.name.clone())
-                            .or_default()
-                            .insert(e.entity_id.clone());
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(census)
+    parley_e2e::census(&log).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,52 +339,9 @@ async fn sigkill_while_ingesting_a_thousand_documents_loses_and_duplicates_nothi
     );
 
     let census = census(&data).await?;
-    assert_eq!(census.ingested.len(), DOCUMENTS, "documents ingested");
-    assert!(
-        census.ingested.values().all(|n| *n == 1),
-        "a document was ingested twice: {:?}",
-        census
-            .ingested
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .collect::<Vec<_>>()
-    );
-    assert_eq!(census.resolved.len(), DOCUMENTS, "documents resolved");
-    assert!(
-        census.resolved.values().all(|n| *n == 1),
-        "a document was resolved twice: {:?}",
-        census
-            .resolved
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        !census.recorded.is_empty(),
-        "no events extracted from the corpus"
-    );
-    assert!(
-        census.recorded.values().all(|n| *n == 1),
-        "an event was recorded twice: {:?}",
-        census
-            .recorded
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        census.registered.values().all(|n| *n == 1),
-        "an entity was registered twice"
-    );
-    let split: Vec<_> = census
-        .person_ids_by_name
-        .iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .collect();
-    assert!(
-        split.is_empty(),
-        "people split into several entities: {split:?}"
-    );
+    if let Err(problems) = census.exactly_once(DOCUMENTS) {
+        panic!("after SIGKILL and restart:\n{problems}");
+    }
     Ok(())
 }
 
