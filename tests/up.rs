@@ -8,12 +8,11 @@
 //!   conditional GET and never ingests an item twice;
 //! - a data directory already locked by another `parley up` is refused.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
 use parley_domain::pb::ingest_service_client::IngestServiceClient;
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::resolver_service_client::ResolverServiceClient;
@@ -21,9 +20,9 @@ use parley_domain::pb::{
     DescribeStateRequest, SubmitArticleRequest, SubscribeRequest, SubscribeResponse,
     TalksEventType, subscribe_request::Start,
 };
-use parley_domain::{Event, decode_record};
+
 use parley_e2e::{LogCensus, ServiceProcess, synthetic_article};
-use parley_log::{EventLog, Filter, ReadMode, StartAt};
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
