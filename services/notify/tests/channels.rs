@@ -40,6 +40,8 @@ struct Receiver {
     fail_first: Arc<Mutex<usize>>,
     /// Fail every request while set.
     down: Arc<Mutex<bool>>,
+    /// Port to listen on, when the test picked it before the receiver exists.
+    port: Arc<Mutex<Option<u16>>>,
 }
 
 impl Receiver {
@@ -83,10 +85,18 @@ impl Receiver {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(self.bind_to()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
+    }
+
+    /// Where to listen: a port reserved earlier (a receiver coming back), or any.
+    fn bind_to(&self) -> SocketAddr {
+        self.port.lock().unwrap().map_or_else(
+            || "127.0.0.1:0".parse().unwrap(),
+            |port| SocketAddr::from(([127, 0, 0, 1], port)),
+        )
     }
 
     fn seen(&self) -> Vec<Received> {
@@ -666,5 +676,69 @@ async fn paused_subscriptions_wait_and_resume_where_they_stopped() {
     })
     .await;
     assert_eq!(receiver.delivered_keys(), ["evt-1:v1", "evt-2:v1"]);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_for_a_while_gets_everything_in_order_when_it_returns() {
+    // The receiver's port is known but nothing listens: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let receiver = Receiver::default();
+    *receiver.port.lock().unwrap() = Some(port);
+    // A healthy receiver on another subscription must not wait for the dead one.
+    let healthy = Receiver::default();
+    let healthy_addr = healthy.clone().start().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    let running = Running::start(log.clone(), start_options(1000)).await;
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://{healthy_addr}/hook"),
+    ] {
+        running
+            .grpc
+            .create_subscription(Request::new(webhook_request(
+                url,
+                "party = RUS",
+                WebhookFormat::Raw,
+            )))
+            .await
+            .unwrap();
+    }
+    let ids = ["evt-1", "evt-2", "evt-3", "evt-4", "evt-5"];
+    for id in ids {
+        record(&*log, id, TalksEventType::TalksHeld, "RUS").await;
+    }
+    let expected: Vec<String> = ids.iter().map(|id| format!("{id}:v1")).collect();
+    wait_for("the healthy receiver", Duration::from_secs(10), || {
+        healthy.delivered_keys().len() >= ids.len()
+    })
+    .await;
+    assert_eq!(healthy.delivered_keys(), expected);
+    assert!(receiver.seen().is_empty());
+
+    // Down for a while (retries keep failing with connection refused) ...
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // ... then back: everything arrives, in log order, nothing dead-lettered.
+    receiver.clone().start().await;
+    wait_for("the returning receiver", Duration::from_secs(20), || {
+        receiver.delivered_keys().len() >= ids.len()
+    })
+    .await;
+    assert_eq!(receiver.delivered_keys(), expected);
+    let dead = running
+        .grpc
+        .list_dead_letters(Request::new(
+            parley_domain::pb::ListDeadLettersRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(dead.dead_letters.is_empty(), "{dead:?}");
     running.stop().await;
 }
