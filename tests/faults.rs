@@ -1,8 +1,12 @@
-//! Fault injection on the deployment shape: a real `nats-server` and the
-//! three real service binaries. The NATS server is restarted while 1,000
-//! articles are being ingested; afterwards every article's events are in the
-//! log exactly once, no entity is split, and a subscriber that was connected
-//! throughout has received every recorded event.
+//! Fault injection on the deployment shape: real `nats-server`s and the
+//! three real service binaries, while 1,000 articles are being ingested:
+//!
+//! - the single NATS server is SIGKILLed and restarted;
+//! - one node of a 3-node JetStream cluster (the log replicated 3 times) is
+//!   SIGKILLed and stays down.
+//!
+//! Afterwards every article's events are in the log exactly once, no entity
+//! is split, and a subscriber connected throughout has every recorded event.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use parley_domain::pb::{
 };
 use parley_e2e::{ServiceProcess, census, synthetic_article};
 use parley_log::jetstream::{JetStreamConfig, JetStreamLog};
-use parley_testkit::NatsServer;
+use parley_testkit::{NatsCluster, NatsServer};
 
 const DOCUMENTS: usize = 1000;
 const STARTUP: Duration = Duration::from_secs(60);
@@ -26,10 +30,42 @@ const STARTUP: Duration = Duration::from_secs(60);
 async fn a_nats_restart_during_a_thousand_articles_loses_and_duplicates_nothing()
 -> anyhow::Result<()> {
     let mut nats = NatsServer::start()?;
+    let url = nats.url();
+    ingest_through_a_fault(&url, 1, move || {
+        nats.kill();
+        std::thread::sleep(Duration::from_secs(2));
+        nats.restart()?;
+        Ok(nats)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_one_of_three_nats_nodes_during_a_thousand_articles_loses_and_duplicates_nothing()
+-> anyhow::Result<()> {
+    let mut cluster = NatsCluster::start(3)?;
+    let url = cluster.url();
+    ingest_through_a_fault(&url, 3, move || {
+        cluster.kill(0);
+        Ok(cluster)
+    })
+    .await
+}
+
+/// Runs the three services on `url`, ingests 1,000 articles, applies `fault`
+/// a third of the way in, and checks the log and a subscriber afterwards.
+/// `fault` returns what must stay alive (the servers) until the end.
+async fn ingest_through_a_fault<T>(
+    url: &str,
+    replicas: usize,
+    fault: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<()> {
     let logs = tempfile::tempdir()?;
-    let mut ingest = ServiceProcess::spawn("parley-ingest", &nats.url(), logs.path())?;
-    let mut resolver = ServiceProcess::spawn("parley-resolver", &nats.url(), logs.path())?;
-    let mut notify = ServiceProcess::spawn("parley-notify", &nats.url(), logs.path())?;
+    let replicas_env = replicas.to_string();
+    let env = [("PARLEY_STREAM_REPLICAS", replicas_env.as_str())];
+    let mut ingest = ServiceProcess::spawn_with_env("parley-ingest", url, logs.path(), &env)?;
+    let mut resolver = ServiceProcess::spawn_with_env("parley-resolver", url, logs.path(), &env)?;
+    let mut notify = ServiceProcess::spawn_with_env("parley-notify", url, logs.path(), &env)?;
     let ingest_channel = ingest.wait_serving(STARTUP).await?;
     let resolver_channel = resolver.wait_serving(STARTUP).await?;
     let notify_channel = notify.wait_serving(STARTUP).await?;
@@ -85,19 +121,17 @@ async fn a_nats_restart_during_a_thousand_articles_loses_and_duplicates_nothing(
         anyhow::Ok(retries)
     });
 
-    // Restart NATS (SIGKILL, as a crash) once a third of the articles are in.
+    // The fault strikes once a third of the articles are in.
     while submitted.load(Ordering::SeqCst) < DOCUMENTS / 3 {
         anyhow::ensure!(!producer.is_finished(), "producer stopped early");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    nats.kill();
     let at_kill = submitted.load(Ordering::SeqCst);
+    let _servers = tokio::task::block_in_place(fault)?;
     anyhow::ensure!(
         at_kill < DOCUMENTS,
-        "the outage must hit the ingestion, but all articles were in"
+        "the fault must hit the ingestion, but all articles were in"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    nats.restart()?;
     let retries = producer.await??;
 
     // Every article resolved: wait for the resolver to get through its backlog.
@@ -115,18 +149,19 @@ async fn a_nats_restart_during_a_thousand_articles_loses_and_duplicates_nothing(
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "not every article resolved after the NATS restart: {state:?}\n{}",
+            "not every article resolved after the fault: {state:?}\n{}",
             resolver.log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let mut config = JetStreamConfig::new(nats.url());
+    let mut config = JetStreamConfig::new(url.to_owned());
     config.stream_name = "PARLEY".into();
+    config.replicas = replicas;
     let log = JetStreamLog::connect(config).await?;
     let census = census(&log).await?;
     if let Err(problems) = census.exactly_once(DOCUMENTS) {
-        panic!("after a NATS restart at article {at_kill} ({retries} client retries):\n{problems}");
+        panic!("after the fault at article {at_kill} ({retries} client retries):\n{problems}");
     }
 
     // The subscriber that stayed connected has every recorded event.

@@ -52,8 +52,18 @@ impl ServiceProcess {
         nats_url: &str,
         log_dir: &std::path::Path,
     ) -> anyhow::Result<Self> {
+        Self::spawn_with_env(binary_name, nats_url, log_dir, &[])
+    }
+
+    /// Like [`ServiceProcess::spawn`], with extra environment variables.
+    pub fn spawn_with_env(
+        binary_name: &str,
+        nats_url: &str,
+        log_dir: &std::path::Path,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let grpc_port = parley_testkit::free_port()?;
-        let env = vec![
+        let mut env = vec![
             ("PARLEY_NATS_URL".to_owned(), nats_url.to_owned()),
             (
                 "PARLEY_GRPC_ADDR".to_owned(),
@@ -62,6 +72,11 @@ impl ServiceProcess {
             ("PARLEY_LOG".to_owned(), "info".to_owned()),
             ("PARLEY_SHUTDOWN_GRACE_SECS".to_owned(), "3".to_owned()),
         ];
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let mut process = Self {
             name: binary_name.to_owned(),
             path: binary(binary_name)?,

@@ -63,11 +63,16 @@ pub enum HandlerError {
 }
 
 impl From<LogError> for HandlerError {
+    /// Only failures that would repeat whatever the log's health are
+    /// permanent (poison); a backend error (a timeout, a leader election, a
+    /// consumer limit while a node is lost) is retried with backoff, because
+    /// parking a good record on an infrastructure hiccup would lose it.
     fn from(error: LogError) -> Self {
-        if error.is_transient() || matches!(error, LogError::WrongExpectedVersion { .. }) {
-            HandlerError::Transient(error.to_string())
-        } else {
-            HandlerError::Permanent(error.to_string())
+        match error {
+            LogError::InvalidAggregate(_)
+            | LogError::PayloadTooLarge { .. }
+            | LogError::UnsupportedServer(_) => HandlerError::Permanent(error.to_string()),
+            _ => HandlerError::Transient(error.to_string()),
         }
     }
 }
@@ -181,8 +186,13 @@ impl ConsumerLoop {
             Err(HandlerError::Transient(reason))
                 if (delivery.delivery_count as i64) < self.options.max_deliver =>
             {
-                tracing::warn!(service = self.service, sequence, attempt = delivery.delivery_count, %reason, "will retry");
+                // Back off before handing it back: a transient failure is usually the
+                // log itself (a NATS node lost, a leader election), and retrying at once
+                // would spend the whole poison budget within the outage.
+                let delay = transient_backoff(delivery.delivery_count);
+                tracing::warn!(service = self.service, sequence, attempt = delivery.delivery_count, retry_in_ms = delay.as_millis() as u64, %reason, "will retry");
                 self.count("retry");
+                tokio::time::sleep(delay).await;
                 delivery.nak().await
             }
             Err(e) => {
@@ -515,4 +525,11 @@ mod tests {
         let lag = f64::from_bits(captured.get("parley_consumer_lag{service=test}"));
         assert_eq!(lag, 0.0, "caught up after idling");
     }
+}
+
+/// Delay before re-offering a record after its `attempt`-th transient failure:
+/// 250 ms doubling, at most 5 s (well under the consumer's ack wait).
+fn transient_backoff(attempt: u64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(5) as u32;
+    (Duration::from_millis(250) * 2u32.pow(exponent)).min(Duration::from_secs(5))
 }

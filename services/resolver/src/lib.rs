@@ -69,26 +69,24 @@ impl ResolverService {
         let state = Arc::new(ResolverState::new(log.clone(), kb));
         let replayed = state.replay().await?;
         tracing::info!(records = replayed, "resolver state rebuilt from the log");
-        let consumer = ConsumerLoop::new(
-            log,
-            ConsumerOptions::new(CONSUMER, Filter::types([parley_domain::aggregate::ARTICLE])),
-            "resolver",
-        );
+        let mut options =
+            ConsumerOptions::new(CONSUMER, Filter::types([parley_domain::aggregate::ARTICLE]));
+        // With the backoff between transient retries, 20 deliveries ride out about a
+        // minute of log outage before a document would be parked as poison.
+        options.max_deliver = 20;
         let handler = state.clone();
         let follower_state = state.clone();
-        let token = shutdown.token.clone();
         let consumer = tokio::spawn(async move {
             // Replicas share the document consumer; each follows the whole log for reads.
-            let follower = async {
-                if let Err(e) = follower_state.follow(token).await {
-                    tracing::error!(error = %e, "resolver log follower failed");
-                }
-            };
-            let consume = async {
-                if let Err(e) = consumer.run(handler, shutdown).await {
-                    tracing::error!(error = %e, "resolver consumer failed");
-                }
-            };
+            // Both loops outlive a lost NATS node or connection: they retry with backoff
+            // until shutdown instead of leaving a SERVING process that does nothing.
+            let follower = retry_until_stopped("resolver log follower", &shutdown, || {
+                follower_state.follow(shutdown.token.clone())
+            });
+            let consume = retry_until_stopped("resolver consumer", &shutdown, || {
+                ConsumerLoop::new(log.clone(), options.clone(), "resolver")
+                    .run(handler.clone(), shutdown.clone())
+            });
             tokio::join!(follower, consume);
         });
         Ok(Self { state, consumer })
@@ -102,6 +100,31 @@ impl ResolverService {
     /// Waits for the consumer to stop (after shutdown).
     pub async fn stopped(self) {
         let _ = self.consumer.await;
+    }
+}
+
+/// Runs `work` again, with backoff, each time it fails, until it ends cleanly or shutdown fires.
+async fn retry_until_stopped<F, Fut>(what: &str, shutdown: &ShutdownSignal, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), parley_log::LogError>>,
+{
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match work().await {
+            Ok(()) => return,
+            Err(e) if !shutdown.token.is_cancelled() => {
+                tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed; restarting it");
+                metrics::counter!("parley_consumer_restarts_total", "service" => "resolver")
+                    .increment(1);
+            }
+            Err(_) => return,
+        }
+        tokio::select! {
+            _ = shutdown.token.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
     }
 }
 
