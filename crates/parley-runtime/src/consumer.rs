@@ -315,6 +315,13 @@ fn describe_metrics() {
     });
 }
 
+/// Delay before re-offering a record after its `attempt`-th transient failure:
+/// 250 ms doubling, at most 5 s (well under the consumer's ack wait).
+fn transient_backoff(attempt: u64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(5) as u32;
+    (Duration::from_millis(250) * 2u32.pow(exponent)).min(Duration::from_secs(5))
+}
+
 #[cfg(test)]
 mod tests {
     //! The loop over the embedded log, with a recorder that captures metrics.
@@ -525,11 +532,4 @@ mod tests {
         let lag = f64::from_bits(captured.get("parley_consumer_lag{service=test}"));
         assert_eq!(lag, 0.0, "caught up after idling");
     }
-}
-
-/// Delay before re-offering a record after its `attempt`-th transient failure:
-/// 250 ms doubling, at most 5 s (well under the consumer's ack wait).
-fn transient_backoff(attempt: u64) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(5) as u32;
-    (Duration::from_millis(250) * 2u32.pow(exponent)).min(Duration::from_secs(5))
 }
