@@ -8,15 +8,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use parley_domain::pb::ingest_service_client::IngestServiceClient;
-use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::resolver_service_client::ResolverServiceClient;
 use parley_domain::pb::{
-    DescribeStateRequest, SubmitArticleRequest, SubscribeRequest, SubscribeResponse,
-    TalksEventType, subscribe_request::Start,
+    DescribeStateRequest, SubmitArticleRequest, SubscribeResponse, TalksEventType,
 };
-use parley_e2e::ServiceProcess;
+use parley_e2e::{ServiceProcess, receive_until, subscribe_all};
 use parley_testkit::NatsServer;
-use tokio::sync::mpsc;
+use tonic::transport::Channel;
 
 const ARTICLE: &str = include_str!("fixtures/riyadh_black_sea.txt");
 const SECOND_ARTICLE: &str = include_str!("fixtures/istanbul_direct_talks.txt");
@@ -29,44 +27,6 @@ fn submit_request() -> SubmitArticleRequest {
         media_type: String::new(),
         source_url: String::new(),
     }
-}
-
-/// Collects every delivery of a subscription into a channel.
-async fn subscribe_all(url: String) -> anyhow::Result<mpsc::UnboundedReceiver<SubscribeResponse>> {
-    let mut client = NotifyServiceClient::connect(url).await?;
-    let mut stream = client
-        .subscribe(SubscribeRequest {
-            filter: String::new(),
-            start: Some(Start::FromSequence(1)),
-        })
-        .await?
-        .into_inner();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(delivery)) = stream.message().await {
-            if tx.send(delivery).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(rx)
-}
-
-/// Receives until `done` holds for what was received, or the timeout passes.
-async fn receive_until(
-    rx: &mut mpsc::UnboundedReceiver<SubscribeResponse>,
-    received: &mut Vec<SubscribeResponse>,
-    timeout: Duration,
-    done: impl Fn(&[SubscribeResponse]) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !done(received) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(delivery)) => received.push(delivery),
-            _ => return done(received),
-        }
-    }
-    true
 }
 
 fn codes(actors: &[parley_domain::pb::Actor]) -> Vec<String> {
@@ -106,7 +66,8 @@ async fn article_flows_through_three_services_and_survives_a_resolver_crash() ->
     let resolver_channel = resolver.wait_serving(STARTUP).await?;
     notify.wait_serving(STARTUP).await?;
 
-    let mut deliveries = subscribe_all(notify.url()).await?;
+    let mut deliveries =
+        subscribe_all(Channel::from_shared(notify.url())?.connect().await?).await?;
     let mut received = Vec::new();
 
     // A poison record lands in the resolver's input first: it must be parked, not stall it.

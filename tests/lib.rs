@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
+use parley_domain::pb::notify_service_client::NotifyServiceClient;
+use parley_domain::pb::{SubscribeRequest, SubscribeResponse, subscribe_request::Start};
 use parley_domain::{Event, decode_record};
 use parley_log::{EventLog, Filter, ReadMode, StartAt};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -374,4 +377,43 @@ impl LogCensus {
             Err(problems.join("\n"))
         }
     }
+}
+
+/// Every delivery of a subscription from the start of the log, into a channel.
+pub async fn subscribe_all(
+    channel: Channel,
+) -> anyhow::Result<mpsc::UnboundedReceiver<SubscribeResponse>> {
+    let mut stream = NotifyServiceClient::new(channel)
+        .subscribe(SubscribeRequest {
+            filter: String::new(),
+            start: Some(Start::FromSequence(1)),
+        })
+        .await?
+        .into_inner();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(delivery)) = stream.message().await {
+            if tx.send(delivery).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Receives until `done` holds, or the timeout passes; returns whether it holds.
+pub async fn receive_until(
+    rx: &mut mpsc::UnboundedReceiver<SubscribeResponse>,
+    received: &mut Vec<SubscribeResponse>,
+    timeout: Duration,
+    done: impl Fn(&[SubscribeResponse]) -> bool,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done(received) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(delivery)) => received.push(delivery),
+            _ => return done(received),
+        }
+    }
+    true
 }

@@ -14,18 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parley_domain::pb::ingest_service_client::IngestServiceClient;
-use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::resolver_service_client::ResolverServiceClient;
 use parley_domain::pb::{
-    DescribeStateRequest, SubmitArticleRequest, SubscribeRequest, SubscribeResponse,
-    TalksEventType, subscribe_request::Start,
+    DescribeStateRequest, SubmitArticleRequest, SubscribeResponse, TalksEventType,
 };
 
-use parley_e2e::{LogCensus, ServiceProcess, synthetic_article};
+use parley_e2e::{LogCensus, ServiceProcess, receive_until, subscribe_all, synthetic_article};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -39,45 +35,6 @@ fn article_request() -> SubmitArticleRequest {
         media_type: String::new(),
         source_url: String::new(),
     }
-}
-
-/// Every delivery of a subscription from the start of the log, into a channel.
-async fn subscribe_all(
-    channel: Channel,
-) -> anyhow::Result<mpsc::UnboundedReceiver<SubscribeResponse>> {
-    let mut stream = NotifyServiceClient::new(channel)
-        .subscribe(SubscribeRequest {
-            filter: String::new(),
-            start: Some(Start::FromSequence(1)),
-        })
-        .await?
-        .into_inner();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(delivery)) = stream.message().await {
-            if tx.send(delivery).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(rx)
-}
-
-/// Receives until `done` holds, or the timeout passes; returns whether it holds.
-async fn receive_until(
-    rx: &mut mpsc::UnboundedReceiver<SubscribeResponse>,
-    received: &mut Vec<SubscribeResponse>,
-    timeout: Duration,
-    done: impl Fn(&[SubscribeResponse]) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !done(received) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(delivery)) => received.push(delivery),
-            _ => return done(received),
-        }
-    }
-    true
 }
 
 fn is_riyadh_talks(delivery: &SubscribeResponse) -> bool {
