@@ -7,6 +7,8 @@
 //!   (redeliveries are dropped by `Nats-Msg-Id`).
 //! - Two replicas: a gRPC stream works on either; only the lease holder pushes;
 //!   when it is killed the other takes over and nothing is skipped.
+//! - A webhook receiver down for a minute: deliveries are retried through the
+//!   outage and all arrive afterwards, in log order, with no dead letter.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -38,6 +40,16 @@ struct Notify {
 
 impl Notify {
     fn spawn(nats_url: &str, replica: &str, logs: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with_env(nats_url, replica, logs, &[])
+    }
+
+    /// Like [`Notify::spawn`], with `overrides` replacing or adding variables.
+    fn spawn_with_env(
+        nats_url: &str,
+        replica: &str,
+        logs: &Path,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = parley_testkit::free_port()?;
         let env = [
             ("PARLEY_NATS_URL", nats_url.to_owned()),
@@ -55,7 +67,13 @@ impl Notify {
             ("PARLEY_NOTIFY_CHECKPOINT_MS", "100".to_owned()),
         ]
         .into_iter()
+        .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
         .map(|(k, v)| (k.to_owned(), v))
+        .chain(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
         .collect();
         let mut process = Self {
             env,
@@ -143,10 +161,24 @@ struct Receiver {
 
 impl Receiver {
     async fn start(&self, delay: Duration) -> anyhow::Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let (addr, _listening) = self.listen("127.0.0.1:0".parse()?, delay).await?;
+        Ok(format!("http://{addr}/hook"))
+    }
+
+    /// Accepts on `addr` until the returned task is aborted; after that the
+    /// port refuses connections (the receiver is down) until `listen` again.
+    async fn listen(
+        &self,
+        addr: std::net::SocketAddr,
+        delay: Duration,
+    ) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(64)?;
         let addr = listener.local_addr()?;
         let hits = self.hits.clone();
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let hits = hits.clone();
                 tokio::spawn(async move {
@@ -154,7 +186,7 @@ impl Receiver {
                 });
             }
         });
-        Ok(format!("http://{addr}/hook"))
+        Ok((addr, accepting))
     }
 
     fn hits(&self) -> Vec<Hit> {
@@ -532,5 +564,99 @@ async fn two_replicas_serve_streams_and_push_once_with_failover() -> anyhow::Res
     .await
     .with_context(|| survivor.log())?;
     assert!(survivor.log().contains("took the push-delivery lease"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_receiver_down_for_a_minute_gets_every_event_afterwards() -> anyhow::Result<()> {
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let nats = NatsServer::start()?;
+    let logs = tempfile::tempdir()?;
+    let receiver = Receiver::default();
+    let (addr, listening) = receiver
+        .listen("127.0.0.1:0".parse()?, Duration::ZERO)
+        .await?;
+    // Retries every 5 s at most, enough of them to outlast the outage (the
+    // default schedule is longer and coarser; see `WebhookConfig`).
+    let mut notify = Notify::spawn_with_env(
+        &nats.url(),
+        "outage",
+        logs.path(),
+        &[
+            ("PARLEY_WEBHOOK_BACKOFF_MS", "250"),
+            ("PARLEY_WEBHOOK_MAX_BACKOFF_MS", "5000"),
+            ("PARLEY_WEBHOOK_MAX_ATTEMPTS", "60"),
+        ],
+    )?;
+    let mut client = notify.client().await?;
+    let hook = client
+        .create_subscription(webhook(&format!("http://{addr}/hook")))
+        .await?
+        .into_inner()
+        .subscription
+        .context("created")?
+        .subscription_id;
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    let mut expected = Vec::new();
+    let mut record_batch = async |from: usize, to: usize| -> anyhow::Result<()> {
+        for i in from..to {
+            let id = format!("evt-outage-{i:03}");
+            record(&js, &id, TalksEventType::CeasefireAgreed).await?;
+            expected.push(format!("{id}:v1"));
+        }
+        Ok(())
+    };
+    record_batch(0, 10).await?;
+    wait_until("the first deliveries", Duration::from_secs(60), || {
+        receiver.keys().len() >= 10
+    })
+    .await
+    .with_context(|| notify.log())?;
+
+    // Down: the port refuses connections for a minute while events keep coming.
+    listening.abort();
+    let _ = listening.await;
+    record_batch(10, 30).await?;
+    tokio::time::sleep(OUTAGE).await;
+    assert_eq!(
+        receiver.keys().len(),
+        10,
+        "nothing can arrive while the receiver is down"
+    );
+    assert!(
+        notify.log().contains("webhook attempt failed"),
+        "failed attempts are reported:\n{}",
+        notify.log()
+    );
+
+    // Back on the same port: everything arrives, in log order.
+    let (_, _listening) = receiver.listen(addr, Duration::ZERO).await?;
+    let wanted: BTreeSet<String> = expected.iter().cloned().collect();
+    wait_until(
+        "every event after the outage",
+        Duration::from_secs(60),
+        || receiver.keys().is_superset(&wanted),
+    )
+    .await
+    .with_context(|| notify.log())?;
+    let order: Vec<String> = {
+        let mut seen = BTreeSet::new();
+        receiver
+            .hits()
+            .into_iter()
+            .filter(|h| seen.insert(h.key.clone()))
+            .map(|h| h.key)
+            .collect()
+    };
+    assert_eq!(order, expected, "per-subscription log order");
+    let dead = client
+        .list_dead_letters(parley_domain::pb::ListDeadLettersRequest {
+            subscription_id: hook,
+        })
+        .await?
+        .into_inner()
+        .dead_letters;
+    assert!(dead.is_empty(), "no dead letter: {dead:?}");
     Ok(())
 }

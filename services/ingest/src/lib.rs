@@ -47,7 +47,8 @@ pub struct Config {
     /// Most items read from one feed.
     #[arg(long, env = "PARLEY_MAX_FEED_ITEMS", default_value_t = 1000)]
     pub max_feed_items: usize,
-    /// Most gRPC requests per second from one client address (0: no limit).
+    /// Most submissions per second from one client (0: no limit): over gRPC a
+    /// client is its IP address, on the NATS intake its connection's inbox.
     #[arg(long, env = "PARLEY_INGEST_RATE_PER_SEC", default_value_t = 50)]
     pub ingest_rate_per_sec: u32,
     /// TLS, authentication and request limits of the gRPC server.
@@ -97,6 +98,7 @@ impl Application {
         let nats_intake = tokio::spawn(service::serve_nats(
             client,
             ingest.clone(),
+            service::nats_rate_limiter(config.ingest_rate_per_sec),
             shutdown.clone(),
         ));
         let server = GrpcServer::new().with_security(security).add_service(

@@ -172,10 +172,41 @@ impl IngestService for IngestGrpc {
     }
 }
 
+/// Who a NATS intake message is rate-limited as. NATS does not tell a
+/// subscriber which connection published a message, but a request's reply
+/// subject starts with its connection's inbox prefix (`_INBOX.<nuid>`), so
+/// that prefix stands for the client; messages without a reply subject share
+/// one budget. Account permissions and limits on the NATS server remain the
+/// real control over who may publish at all.
+fn nats_client_key(reply: Option<&str>) -> String {
+    match reply {
+        Some(reply) => {
+            let mut tokens = reply.splitn(3, '.');
+            match (tokens.next(), tokens.next()) {
+                (Some(first), Some(second)) => format!("{first}.{second}"),
+                _ => reply.to_owned(),
+            }
+        }
+        None => "(no reply subject)".to_owned(),
+    }
+}
+
+/// The NATS intake's per-client limit: `per_second` submissions a second with
+/// bursts of as many, 0 for none. Same setting as the gRPC limit.
+pub fn nats_rate_limiter(per_second: u32) -> Option<Arc<RateLimiter<String>>> {
+    (per_second > 0).then(|| Arc::new(RateLimiter::new(per_second, per_second)))
+}
+
 /// Answers `parley.ingest.submit` requests (protobuf `SubmitArticleRequest` in,
 /// `SubmitArticleResponse` out) until shutdown. Requests in a queue group, so
-/// replicas share the work.
-pub async fn serve_nats(client: async_nats::Client, ingest: Arc<Ingest>, shutdown: ShutdownSignal) {
+/// replicas share the work. A client over `rate_limiter`'s budget is answered
+/// with an error naming the limit and its document is not ingested.
+pub async fn serve_nats(
+    client: async_nats::Client,
+    ingest: Arc<Ingest>,
+    rate_limiter: Option<Arc<RateLimiter<String>>>,
+    shutdown: ShutdownSignal,
+) {
     let mut subscription = match client
         .queue_subscribe(SUBMIT_SUBJECT, "parley-ingest".to_owned())
         .await
@@ -191,7 +222,26 @@ pub async fn serve_nats(client: async_nats::Client, ingest: Arc<Ingest>, shutdow
             _ = shutdown.token.cancelled() => break,
             message = subscription.next() => match message { Some(m) => m, None => break },
         };
+        let limited = rate_limiter.as_ref().and_then(|limiter| {
+            limiter
+                .check(&nats_client_key(message.reply.as_deref()))
+                .err()
+        });
         let response = match SubmitArticleRequest::decode(message.payload.as_ref()) {
+            Ok(request) if let Some(limited) = limited => {
+                metrics::counter!("parley_ingest_rate_limited_total").increment(1);
+                SubmitArticleResponse {
+                    documents: vec![],
+                    errors: vec![parley_domain::pb::DocumentError {
+                        name: request.name,
+                        message: format!(
+                            "rate limit of {} requests per second per client exceeded on {SUBMIT_SUBJECT} (PARLEY_INGEST_RATE_PER_SEC); retry in {} ms",
+                            limited.per_second,
+                            limited.retry_after.as_millis().max(1)
+                        ),
+                    }],
+                }
+            }
             Ok(request) if !request.content.is_empty() => {
                 ingest
                     .submit(

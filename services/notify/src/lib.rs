@@ -16,7 +16,7 @@
 //! Environment (besides the flags of [`Config`]):
 //! - `PARLEY_NOTIFY_SECRET_KEY`: key sealing webhook secrets (webhooks are refused without it);
 //! - `PARLEY_WEBHOOK_ALLOW_PRIVATE`, `PARLEY_WEBHOOK_MAX_ATTEMPTS`, `PARLEY_WEBHOOK_BACKOFF_MS`,
-//!   `PARLEY_WEBHOOK_TIMEOUT_MS`: see [`webhook`];
+//!   `PARLEY_WEBHOOK_MAX_BACKOFF_MS`, `PARLEY_WEBHOOK_TIMEOUT_MS`: see [`webhook`];
 //! - `PARLEY_NOTIFY_REPLICA_ID`, `PARLEY_NOTIFY_LEASE_MS`, `PARLEY_NOTIFY_CHECKPOINT_MS`: see [`delivery`].
 
 pub mod delivery;

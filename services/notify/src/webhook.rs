@@ -54,6 +54,8 @@ pub const ALLOW_PRIVATE_ENV: &str = "PARLEY_WEBHOOK_ALLOW_PRIVATE";
 pub const MAX_ATTEMPTS_ENV: &str = "PARLEY_WEBHOOK_MAX_ATTEMPTS";
 /// Environment variable with the first backoff delay, in milliseconds.
 pub const BACKOFF_MS_ENV: &str = "PARLEY_WEBHOOK_BACKOFF_MS";
+/// Environment variable with the largest delay between attempts, in milliseconds.
+pub const MAX_BACKOFF_MS_ENV: &str = "PARLEY_WEBHOOK_MAX_BACKOFF_MS";
 /// Environment variable with the timeout of one attempt, in milliseconds.
 pub const TIMEOUT_MS_ENV: &str = "PARLEY_WEBHOOK_TIMEOUT_MS";
 
@@ -77,9 +79,12 @@ pub struct WebhookConfig {
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
-            max_attempts: 8,
+            // 0.5 s doubling to 5 min, 15 attempts: a receiver may be down for
+            // at least 14 minutes (about 28 without jitter) before a delivery
+            // is parked as a dead letter.
+            max_attempts: 15,
             initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             allow_private: false,
@@ -100,6 +105,9 @@ impl WebhookConfig {
         }
         if let Some(ms) = env_parse::<u64>(BACKOFF_MS_ENV) {
             config.initial_backoff = Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_parse::<u64>(MAX_BACKOFF_MS_ENV) {
+            config.max_backoff = Duration::from_millis(ms);
         }
         if let Some(ms) = env_parse::<u64>(TIMEOUT_MS_ENV) {
             config.timeout = Duration::from_millis(ms.max(1));
@@ -528,6 +536,27 @@ mod tests {
         assert!(!verify("whsec_x", &header, b"{\"a\":2}"));
         assert!(!verify("whsec_y", &header, b"{\"a\":1}"));
         assert!(!verify("whsec_x", "v1=00", b"{\"a\":1}"));
+    }
+
+    #[test]
+    fn the_default_schedule_rides_out_a_fourteen_minute_outage() {
+        // Even with the shortest jitter, the attempts span at least 14 minutes
+        // before a delivery is parked.
+        let config = WebhookConfig::default();
+        let shortest: Duration = (1..config.max_attempts)
+            .map(|attempt| {
+                let ceiling = config
+                    .initial_backoff
+                    .saturating_mul(1 << (attempt - 1).min(20))
+                    .min(config.max_backoff);
+                ceiling / 2
+            })
+            .sum();
+        assert!(shortest >= Duration::from_secs(14 * 60), "{shortest:?}");
+        for attempt in 1..config.max_attempts {
+            let delay = config.backoff(attempt);
+            assert!(delay <= config.max_backoff, "{attempt}: {delay:?}");
+        }
     }
 
     #[test]
