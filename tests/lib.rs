@@ -100,6 +100,16 @@ impl ServiceProcess {
         extra_args: &[&str],
         log_dir: &std::path::Path,
     ) -> anyhow::Result<Self> {
+        Self::spawn_up_with_env(data, extra_args, log_dir, &[])
+    }
+
+    /// Like [`ServiceProcess::spawn_up`], with extra environment variables.
+    pub fn spawn_up_with_env(
+        data: &std::path::Path,
+        extra_args: &[&str],
+        log_dir: &std::path::Path,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let grpc_port = parley_testkit::free_port()?;
         let mut args = vec![
             "up".to_owned(),
@@ -113,10 +123,11 @@ impl ServiceProcess {
             name: "parley up".to_owned(),
             path: binary("parley")?,
             args,
-            env: vec![
-                ("PARLEY_LOG".to_owned(), "info".to_owned()),
-                ("PARLEY_SHUTDOWN_GRACE_SECS".to_owned(), "3".to_owned()),
-            ],
+            env: [("PARLEY_LOG", "info"), ("PARLEY_SHUTDOWN_GRACE_SECS", "3")]
+                .iter()
+                .chain(extra_env)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
             grpc_port,
             log_path: log_dir.join("parley-up.log"),
@@ -185,6 +196,30 @@ impl ServiceProcess {
                 let _ = child.wait();
                 bail!(
                     "{} did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit on its own (at most `timeout`, then it is
+    /// killed and this fails); returns its exit status. For start-up refusals.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("{} is not running", self.name);
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{} still running after {timeout:?}:\n{}",
                     self.name,
                     self.log()
                 );

@@ -4,7 +4,7 @@
 //! same person and the same event carry one id in every document.
 
 use crate::{DocumentMeta, Resolver};
-use parley_extract::{Extractor, Limits, read_documents};
+use parley_extract::{Extractor, Limits, read_path};
 use parley_kb::KnowledgeBase;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -18,35 +18,9 @@ pub fn extract_files(paths: &[PathBuf], kb: &KnowledgeBase) -> (Vec<Value>, Vec<
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        let shown = path.display().to_string();
-        // Refuse oversized files before reading them.
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.len() as usize > limits.max_bytes => {
-                errors.push(format!(
-                    "{shown}: too large: {} bytes, the limit is {} bytes",
-                    meta.len(),
-                    limits.max_bytes
-                ));
-                continue;
-            }
-            Ok(meta) if meta.is_dir() => {
-                errors.push(format!("{shown}: is a directory"));
-                continue;
-            }
-            Err(e) => {
-                errors.push(format!("{shown}: {e}"));
-                continue;
-            }
-            Ok(_) => {}
-        }
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                errors.push(format!("{shown}: {e}"));
-                continue;
-            }
-        };
-        for doc in read_documents(&shown, &bytes, None, &limits) {
+        // Oversized files are refused from their size, before reading; errors
+        // name the document the same way whatever went wrong.
+        for doc in read_path(path, None, &limits) {
             let doc = match doc {
                 Ok(d) => d,
                 Err(e) => {

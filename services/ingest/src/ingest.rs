@@ -89,8 +89,8 @@ impl Ingest {
                     tracing::warn!(document = %e.name, reason = %e.reason, "document rejected");
                     metrics::counter!("parley_documents_rejected_total").increment(1);
                     response.errors.push(PbDocumentError {
-                        name: e.name.clone(),
-                        message: e.to_string(),
+                        name: e.name,
+                        message: e.reason,
                     });
                 }
             }

@@ -81,10 +81,14 @@ impl IngestGrpc {
             .await)
     }
 
-    /// Wraps it in the tonic server type, with a message limit matching the document limit.
+    /// Wraps it in the tonic server type. tonic's own message limit is lifted
+    /// so that the caller hears which setting refused a large request: the
+    /// server's request guard (`PARLEY_GRPC_MAX_REQUEST_BYTES`, which also
+    /// bounds the memory a request can take) or the document limit checked
+    /// after decoding (`PARLEY_MAX_DOCUMENT_BYTES`), instead of tonic's
+    /// anonymous "decoded message length too large".
     pub fn into_server(self) -> IngestServiceServer<Self> {
-        let limit = self.max_document_bytes + 64 * 1024;
-        IngestServiceServer::new(self).max_decoding_message_size(limit)
+        IngestServiceServer::new(self).max_decoding_message_size(usize::MAX)
     }
 
     fn check(&self, name: &str, content: &[u8]) -> Result<(), Status> {

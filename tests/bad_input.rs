@@ -1,0 +1,519 @@
+//! Every bad input named in Parley's issues, in one place, each with the
+//! exact message the user sees, through the real binaries:
+//!
+//! - documents (`parley extract`, and `SubmitArticle` / `SubmitFeed` on
+//!   `parley up`): binary, empty, invalid UTF-8, UTF-16 without a mark,
+//!   50 MB, a feed of 5,000 items, malformed HTML and XML, XML entities;
+//! - requests: malformed or oversized ones, missing credentials, a client over
+//!   its rate, an invalid filter, unknown ids, a webhook URL that is not
+//!   http(s) or points inside the network, bad mentions;
+//! - the log: a payload that does not decode, a newer schema, an event type
+//!   unknown to this build (a logged skip naming the sequence);
+//! - webhook receivers that answer garbage or hang (failed attempts, then a
+//!   dead letter, and other subscriptions unaffected);
+//! - start-up: a malformed knowledge-base file, a data directory that is a
+//!   file, locked, unwritable or from a newer schema, a malformed setting,
+//!   NATS unreachable (NOT_SERVING, not a crash loop);
+//! - the NATS intake subject: a message that is not protobuf, a client over
+//!   its rate.
+//!
+//! After each, the good input sent alongside is still processed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use parley_domain::pb::event_history_service_client::EventHistoryServiceClient;
+use parley_domain::pb::ingest_service_client::IngestServiceClient;
+use parley_domain::pb::notify_service_client::NotifyServiceClient;
+use parley_domain::pb::resolver_service_client::ResolverServiceClient;
+use parley_domain::pb::{
+    Channel, CreateSubscriptionRequest, DeleteSubscriptionRequest, DocumentError, GetEntityRequest,
+    GetEventRequest, ListDeadLettersRequest, PauseSubscriptionRequest, QueryEventsRequest,
+    ResolveRequest, SubmitArticleRequest, SubmitFeedRequest, SubscribeRequest, Webhook,
+    WebhookFormat,
+};
+use parley_e2e::ServiceProcess;
+use tonic::Code;
+
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// A good article, sent alongside the bad input to show it still goes through.
+const GOOD: &str = "date 2025-06-03\nDelegations meet in Istanbul\n\n\
+    Russian and Ukrainian delegations held talks in Istanbul on Monday, hosted by Turkey.\n";
+
+/// An RSS feed of `items` short items.
+fn feed(items: usize) -> String {
+    let mut raw =
+        String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Wire</title>");
+    for i in 0..items {
+        raw.push_str(&format!(
+            "<item><title>Item {i}</title><guid>wire-{i}</guid>\
+             <pubDate>Mon, 02 Jun 2025 10:00:00 +0000</pubDate>\
+             <description>Envoys met in Doha.</description></item>"
+        ));
+    }
+    raw.push_str("</channel></rss>");
+    raw
+}
+
+/// A bad document and what the user is told about it (after its name).
+struct BadDocument {
+    name: &'static str,
+    bytes: Vec<u8>,
+    message: &'static str,
+}
+
+/// The bad documents of the extraction issue that fit in a request.
+fn bad_documents() -> Vec<BadDocument> {
+    let utf16: Vec<u8> = GOOD.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    vec![
+        BadDocument {
+            name: "photo.jpg",
+            bytes: b"\xFF\xD8\xFF\xE0\0\x10JFIF\0\x01\x01".to_vec(),
+            message: "binary data (NUL or control bytes), not a text, HTML or feed document",
+        },
+        BadDocument {
+            name: "blank.txt",
+            bytes: b" \n\t\n".to_vec(),
+            message: "empty document",
+        },
+        BadDocument {
+            name: "noise.txt",
+            bytes: (0..400).map(|i| 0x80 + (i % 60) as u8).collect(),
+            message: "not valid UTF-8 text (400 undecodable sequences) and no supported charset declared",
+        },
+        BadDocument {
+            name: "utf16-without-mark.txt",
+            bytes: utf16,
+            message: "binary data (NUL or control bytes), not a text, HTML or feed document",
+        },
+        BadDocument {
+            name: "truncated.xml",
+            bytes: b"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><item><title>x</title>"
+                .to_vec(),
+            message: "malformed feed: unable to parse XML: Parser error: syntax error: tag not closed: `>` not found before end of input",
+        },
+        BadDocument {
+            name: "entities.xml",
+            bytes: b"<?xml version=\"1.0\"?><!DOCTYPE rss [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\
+                <rss version=\"2.0\"><channel><title>t</title><item><title>&xxe;</title><guid>a</guid>\
+                <description>&xxe; envoys met</description></item></channel></rss>"
+                .to_vec(),
+            message: "XML entity declarations are not allowed (external entities are never resolved)",
+        },
+    ]
+}
+
+/// Asserts a gRPC call failed with exactly this code and message.
+#[track_caller]
+fn assert_status<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<tonic::Response<T>, tonic::Status>,
+    code: Code,
+    message: &str,
+) {
+    match result {
+        Ok(response) => panic!("{what}: expected {code:?} {message:?}, got {response:?}"),
+        Err(status) => {
+            assert_eq!((status.code(), status.message()), (code, message), "{what}");
+        }
+    }
+}
+
+#[test]
+fn bad_documents_are_named_by_parley_extract_and_the_good_one_is_still_extracted()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut files = Vec::new();
+    let mut expected = Vec::new();
+    for bad in bad_documents() {
+        std::fs::write(dir.path().join(bad.name), &bad.bytes)?;
+        files.push(dir.path().join(bad.name));
+        expected.push(format!("parley extract: {}: {}", bad.name, bad.message));
+    }
+    // The file-only cases: an empty file, 50 MB (sparse: refused from its
+    // size, never read), a feed of 5,000 items (read up to the limit, with a
+    // warning), a file that does not exist.
+    std::fs::write(dir.path().join("empty.txt"), b"")?;
+    std::fs::File::create(dir.path().join("huge.txt"))?.set_len(50 * 1024 * 1024)?;
+    std::fs::write(dir.path().join("wire.xml"), feed(5000))?;
+    for (name, message) in [
+        ("empty.txt", "empty document"),
+        (
+            "huge.txt",
+            "too large: 52428800 bytes, the limit is 10485760 bytes",
+        ),
+        (
+            "wire.xml",
+            "feed has 5000 items; only the first 1000 were read",
+        ),
+        (
+            "missing.txt",
+            "cannot open: No such file or directory (os error 2)",
+        ),
+    ] {
+        files.push(dir.path().join(name));
+        expected.push(format!("parley extract: {name}: {message}"));
+    }
+    std::fs::write(dir.path().join("good.txt"), GOOD)?;
+    files.push(dir.path().join("good.txt"));
+
+    let output = std::process::Command::new(parley_e2e::binary("parley")?)
+        .arg("extract")
+        .arg("--jsonl")
+        .args(&files)
+        .output()?;
+    let stderr = String::from_utf8(output.stderr)?;
+    let stdout = String::from_utf8(output.stdout)?;
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines, expected, "stderr:\n{stderr}");
+    assert!(output.status.success(), "some documents were readable");
+    // The good document is extracted; nothing of the local file leaked in.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"doc\":\"good.txt\"") && l.contains("\"type\":\"talks_held\"")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("root:"),
+        "an entity was expanded:\n{stdout}"
+    );
+
+    // Nothing readable at all: a failure exit, still naming each.
+    let output = std::process::Command::new(parley_e2e::binary("parley")?)
+        .args(["extract", "--jsonl"])
+        .arg(dir.path().join("photo.jpg"))
+        .arg(dir.path().join("empty.txt"))
+        .output()?;
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stderr)?.lines().count(),
+        2,
+        "one line per document"
+    );
+    Ok(())
+}
+
+/// A `parley up` over a fresh embedded log in `dir`, serving.
+async fn up(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<(ServiceProcess, tonic::transport::Channel)> {
+    let mut process = ServiceProcess::spawn_up_with_env(&dir.join("data"), args, dir, env)?;
+    let channel = process.wait_serving(STARTUP).await?;
+    Ok((process, channel))
+}
+
+/// The good article goes through `channel` and its talks reach a subscriber.
+async fn good_article_still_flows(channel: tonic::transport::Channel) -> anyhow::Result<()> {
+    let mut deliveries = parley_e2e::subscribe_all(channel.clone()).await?;
+    let receipt = IngestServiceClient::new(channel)
+        .submit_article(SubmitArticleRequest {
+            name: "good.txt".into(),
+            content: GOOD.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(receipt.documents.len(), 1, "{receipt:?}");
+    let mut received = Vec::new();
+    let arrived = parley_e2e::receive_until(
+        &mut deliveries,
+        &mut received,
+        Duration::from_secs(30),
+        |r| {
+            r.iter().any(|d| {
+                d.event
+                    .as_ref()
+                    .is_some_and(|e| e.venue.as_ref().is_some_and(|v| v.city == "Istanbul"))
+            })
+        },
+    )
+    .await;
+    assert!(arrived, "the good article's talks: {received:#?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_documents_and_requests_on_parley_up_get_exact_errors_and_nothing_else_is_lost()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (up, channel) = up(dir.path(), &["--ingest-rate-per-sec", "0"], &[]).await?;
+    let mut ingest =
+        IngestServiceClient::new(channel.clone()).max_encoding_message_size(usize::MAX);
+    let mut notify = NotifyServiceClient::new(channel.clone());
+    let mut resolver = ResolverServiceClient::new(channel.clone());
+    let mut history = EventHistoryServiceClient::new(channel.clone());
+    let article = |name: &str, content: Vec<u8>| SubmitArticleRequest {
+        name: name.into(),
+        content,
+        ..Default::default()
+    };
+
+    // Documents: refused one by one, each named, with the same words as the CLI.
+    for bad in bad_documents() {
+        let response = ingest
+            .submit_article(article(bad.name, bad.bytes))
+            .await?
+            .into_inner();
+        assert!(response.documents.is_empty(), "{}", bad.name);
+        assert_eq!(
+            response.errors,
+            [DocumentError {
+                name: bad.name.into(),
+                message: bad.message.into(),
+            }],
+        );
+    }
+    // A feed of 5,000 items: the first 1,000 are taken, and the caller is told.
+    let response = ingest
+        .submit_feed(SubmitFeedRequest {
+            name: "wire.xml".into(),
+            content: feed(5000).into_bytes(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(response.documents.len(), 1000);
+    assert_eq!(
+        response.errors,
+        [DocumentError {
+            name: "wire.xml".into(),
+            message: "feed has 5000 items; only the first 1000 were read".into(),
+        }]
+    );
+    // Malformed and oversized requests.
+    assert_status(
+        "empty content",
+        ingest.submit_article(article("empty.txt", vec![])).await,
+        Code::InvalidArgument,
+        "document \"empty.txt\": content is empty",
+    );
+    assert_status(
+        "over the document limit",
+        ingest
+            .submit_article(article("eleven.txt", vec![b'a'; 11 * 1024 * 1024]))
+            .await,
+        Code::InvalidArgument,
+        "document \"eleven.txt\": 11534336 bytes exceeds the limit of 10485760 bytes (PARLEY_MAX_DOCUMENT_BYTES)",
+    );
+    assert_status(
+        "50 MB request",
+        ingest
+            .submit_article(article("huge.txt", vec![b'a'; 50 * 1024 * 1024]))
+            .await,
+        Code::ResourceExhausted,
+        "request larger than the limit of 16777216 bytes (PARLEY_GRPC_MAX_REQUEST_BYTES)",
+    );
+
+    // Filters: the position and the reason, on every method that takes one.
+    assert_status(
+        "unfinished filter",
+        notify
+            .subscribe(SubscribeRequest {
+                filter: "type = ".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "invalid filter at column 8: expected a value, found the end\n  type = \n         ^",
+    );
+    let deep = "(".repeat(20_000);
+    assert_status(
+        "huge filter",
+        notify
+            .subscribe(SubscribeRequest {
+                filter: deep,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        &format!(
+            "invalid filter at column 1: filter is 20000 bytes long; the limit is 4096\n  {}…\n  ^",
+            "(".repeat(64)
+        ),
+    );
+    assert_status(
+        "stored subscription's filter",
+        notify
+            .create_subscription(CreateSubscriptionRequest {
+                name: "bad".into(),
+                filter: "party = ".into(),
+                channel: Channel::Grpc as i32,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "invalid filter at column 9: expected a value, found the end\n  party = \n          ^",
+    );
+    assert_status(
+        "history filter",
+        history
+            .query_events(QueryEventsRequest {
+                filter: "venue ~ ".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "invalid filter at column 7: unexpected character '~'\n  venue ~ \n        ^",
+    );
+
+    // Webhook URLs.
+    let hook = |url: &str| CreateSubscriptionRequest {
+        name: "hook".into(),
+        channel: Channel::Webhook as i32,
+        webhook: Some(Webhook {
+            url: url.into(),
+            secret: String::new(),
+            format: WebhookFormat::Raw as i32,
+        }),
+        ..Default::default()
+    };
+    for (url, message) in [
+        (
+            "ftp://example.org/hook",
+            "invalid webhook URL \"ftp://example.org/hook\": only http and https URLs are allowed",
+        ),
+        (
+            "not a url",
+            "invalid webhook URL \"not a url\": relative URL without a base",
+        ),
+        (
+            "http://127.0.0.1:9/hook",
+            "webhook host 127.0.0.1 resolves to 127.0.0.1, a loopback/private/link-local address; refused (operators can set PARLEY_WEBHOOK_ALLOW_PRIVATE=true)",
+        ),
+    ] {
+        assert_status(
+            url,
+            notify.create_subscription(hook(url)).await,
+            Code::InvalidArgument,
+            message,
+        );
+    }
+
+    // Unknown ids.
+    let unknown_subscription = "no subscription \"sub-nope\"";
+    assert_status(
+        "pause",
+        notify
+            .pause_subscription(PauseSubscriptionRequest {
+                subscription_id: "sub-nope".into(),
+            })
+            .await,
+        Code::NotFound,
+        unknown_subscription,
+    );
+    assert_status(
+        "delete",
+        notify
+            .delete_subscription(DeleteSubscriptionRequest {
+                subscription_id: "sub-nope".into(),
+            })
+            .await,
+        Code::NotFound,
+        unknown_subscription,
+    );
+    assert_status(
+        "dead letters",
+        notify
+            .list_dead_letters(ListDeadLettersRequest {
+                subscription_id: "sub-nope".into(),
+            })
+            .await,
+        Code::NotFound,
+        unknown_subscription,
+    );
+    assert_status(
+        "entity",
+        resolver
+            .get_entity(GetEntityRequest {
+                entity_id: "per-nobody".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+        "no entity \"per-nobody\"",
+    );
+    assert_status(
+        "event",
+        history
+            .get_event(GetEventRequest {
+                event_id: "evt-nope".into(),
+            })
+            .await,
+        Code::NotFound,
+        "no event with id \"evt-nope\"",
+    );
+    assert_status(
+        "date",
+        resolver
+            .get_entity(GetEntityRequest {
+                entity_id: "UKR".into(),
+                date: "June 3".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "date \"June 3\" is not YYYY-MM-DD: input contains invalid characters",
+    );
+    assert_status(
+        "page token",
+        history
+            .query_events(QueryEventsRequest {
+                page_token: "garbage".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "invalid page_token: not a token this service issued",
+    );
+
+    // Mentions: a clear "no match" with the reason, never an error or a panic.
+    for (mention, reason) in [
+        (String::new(), "empty mention"),
+        (
+            "!!! ...".to_owned(),
+            "no letters the knowledge base can read (punctuation only or an unsupported script)",
+        ),
+        (
+            "x".repeat(100_000),
+            "too long to be a name (more than 120 characters)",
+        ),
+        (
+            "\u{1F54A}\u{FE0F} \u{270C}\u{FE0F}".to_owned(),
+            "no entity close enough",
+        ),
+    ] {
+        let response = resolver
+            .resolve(ResolveRequest {
+                mention: mention.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert!(response.candidates.is_empty(), "{response:?}");
+        assert_eq!(response.no_match_reason, reason);
+    }
+    // Another script is transliterated rather than refused.
+    let putin = resolver
+        .resolve(ResolveRequest {
+            mention: "\u{10D5}\u{10DA}\u{10D0}\u{10D3}\u{10D8}\u{10DB}\u{10D4}\u{10E0} \u{10DE}\u{10E3}\u{10E2}\u{10D8}\u{10DC}\u{10D8}".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        putin
+            .candidates
+            .first()
+            .and_then(|c| c.entity.as_ref())
+            .map(|e| e.entity_id.as_str()),
+        Some("per-vladimir-putin"),
+        "{putin:?}"
+    );
+
+    good_article_still_flows(channel).await?;
+    drop(up);
+    Ok(())
+}
