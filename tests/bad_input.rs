@@ -517,3 +517,265 @@ async fn bad_documents_and_requests_on_parley_up_get_exact_errors_and_nothing_el
     drop(up);
     Ok(())
 }
+
+/// `parley up` on `data` with `args`, expected to refuse to start: returns
+/// its exit code and output.
+async fn refused_up(
+    dir: &Path,
+    data: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<(Option<i32>, String)> {
+    let logs = tempfile::tempdir_in(dir)?;
+    let mut process = ServiceProcess::spawn_up_with_env(data, args, logs.path(), env)?;
+    let status = process.wait_exit(STARTUP)?;
+    Ok((status.code(), process.log()))
+}
+
+/// SHA-256 of every file under `dir`, to show a refusal changed nothing.
+fn fingerprint(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            let digest = Sha256::digest(std::fs::read(&path)?);
+            files.push((path.display().to_string(), format!("{digest:x}")));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_and_data_directories_stop_parley_up_with_a_message_naming_them()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+
+    // A knowledge-base extension that is not valid TOML, or refers to nothing.
+    let kb = root.join("kb");
+    std::fs::create_dir(&kb)?;
+    let extra = kb.join("extra.toml");
+    for (text, reason) in [
+        (
+            "[[person]]\nname = \"Ana Example\"\nroles = [ { title = \"president\", of = \"XXQ\" } ]\n",
+            "3: unknown role `of` \"XXQ\": expected a state alpha-3 code or an organisation code",
+        ),
+        (
+            "[[person]]\nname = \"Ana\n",
+            "2:12: invalid basic string, expected `\"`",
+        ),
+    ] {
+        std::fs::write(&extra, text)?;
+        let (code, output) = refused_up(
+            root,
+            &root.join("unused"),
+            &["--kb-dir", &kb.display().to_string()],
+            &[],
+        )
+        .await?;
+        assert_eq!(code, Some(1), "{output}");
+        assert_eq!(
+            output.trim_end(),
+            format!("parley: {}:{reason}", extra.display())
+        );
+    }
+
+    // A malformed setting names its environment variable.
+    let (code, output) = refused_up(
+        root,
+        &root.join("unused"),
+        &[],
+        &[("PARLEY_INGEST_RATE_PER_SEC", "fast")],
+    )
+    .await?;
+    assert_eq!(code, Some(2), "{output}");
+    assert_eq!(
+        output.trim_end(),
+        "error: invalid value 'fast' for '--ingest-rate-per-sec <INGEST_RATE_PER_SEC>': invalid digit found in string\n\n\
+         For more information, try '--help'.\n\
+         (set through the environment variable PARLEY_INGEST_RATE_PER_SEC)"
+    );
+
+    // A data directory that is a file.
+    let file = root.join("a-file");
+    std::fs::write(&file, "mine")?;
+    let (code, output) = refused_up(root, &file, &[], &[]).await?;
+    assert_eq!(code, Some(1), "{output}");
+    assert_eq!(
+        output.trim_end(),
+        format!(
+            "parley: data directory {}: exists but is not a directory; give a directory (it is created if missing)",
+            file.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&file)?, "mine");
+
+    // Written by a newer Parley: refused, and not a byte changed.
+    let newer = root.join("newer");
+    std::fs::create_dir(&newer)?;
+    {
+        let db = rusqlite::Connection::open(newer.join("log.sqlite3"))?;
+        db.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")?;
+    }
+    let before = fingerprint(&newer)?;
+    let (code, output) = refused_up(root, &newer, &[], &[]).await?;
+    assert_eq!(code, Some(1), "{output}");
+    assert_eq!(
+        output.trim_end(),
+        format!(
+            "parley: data directory {}: {} was written by a newer Parley (schema version 99, this build knows up to 1); upgrade Parley or use another data directory. Nothing was changed.",
+            newer.display(),
+            newer.join("log.sqlite3").display()
+        )
+    );
+    assert_eq!(fingerprint(&newer)?, before);
+
+    // Locked by a running `parley up`: refused, naming the holder.
+    let data = root.join("data");
+    let (_running, _) = up(root, &["--ingest-rate-per-sec", "0"], &[]).await?;
+    let before = fingerprint(&data)?;
+    let (code, output) = refused_up(root, &data, &[], &[]).await?;
+    assert_eq!(code, Some(1), "{output}");
+    let line = output.trim_end();
+    let prefix = format!(
+        "parley: data directory {}: already locked by another `parley up` (pid ",
+        data.display()
+    );
+    assert!(
+        line.starts_with(&prefix) && line.ends_with("); stop it or use another data directory"),
+        "{line}"
+    );
+    assert_eq!(fingerprint(&data)?, before);
+
+    // Not writable (meaningful only without root's override of permissions).
+    let locked_down = root.join("read-only");
+    std::fs::create_dir(&locked_down)?;
+    std::fs::set_permissions(
+        &locked_down,
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )?;
+    if std::fs::write(locked_down.join("probe"), b"").is_err() {
+        let (code, output) = refused_up(root, &locked_down, &[], &[]).await?;
+        assert_eq!(code, Some(1), "{output}");
+        assert_eq!(
+            output.trim_end(),
+            format!(
+                "parley: data directory {}: not writable (Permission denied (os error 13)); choose a directory Parley may write to",
+                locked_down.display()
+            )
+        );
+    } else {
+        eprintln!(
+            "running as root: the unwritable-directory case is covered by parley-log's tests only"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_newer_and_unknown_records_in_the_log_are_skipped_by_sequence_and_nothing_stalls()
+-> anyhow::Result<()> {
+    use parley_domain::pb::{EventBatch, EventEnvelope};
+    use parley_log::{AggregateRef, AppendRequest, EventLog, ExpectedVersion};
+    use prost::Message;
+
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    {
+        // What an older build may find in its log: written by a newer Parley,
+        // or damaged.
+        let log = parley_log::sqlite::SqliteLog::open(&data)?;
+        let append = |kind: &str, id: &str, headers: Vec<(String, String)>, payload: Vec<u8>| {
+            Ok::<_, anyhow::Error>(AppendRequest {
+                aggregate: AggregateRef::new(kind, id)?,
+                expected: ExpectedVersion::Any,
+                msg_id: format!("{kind}-{id}"),
+                headers,
+                payload: payload.into(),
+            })
+        };
+        let unknown_type = EventBatch {
+            events: vec![EventEnvelope {
+                event_id: "future-1".into(),
+                aggregate_type: "article".into(),
+                aggregate_id: "doc-future".into(),
+                event_type: "parley.v1.SomethingNew".into(),
+                schema_version: 1,
+                payload: None,
+                ..Default::default()
+            }],
+        };
+        for request in [
+            // 1: an extracted document that does not decode (the resolver's input).
+            append(
+                "article",
+                "doc-garbage",
+                vec![],
+                b"\xFFnot protobuf".to_vec(),
+            )?,
+            // 2: a talks event that does not decode (notify's and the resolver's state).
+            append("talks", "evt-garbage", vec![], b"\xFF\xFF\xFF".to_vec())?,
+            // 3: a talks event from a newer schema.
+            append(
+                "talks",
+                "evt-newer",
+                vec![("Parley-Schema-Version".into(), "99".into())],
+                EventBatch::default().encode_to_vec(),
+            )?,
+            // 4: a document event of a type this build does not know.
+            append(
+                "article",
+                "doc-future",
+                vec![],
+                unknown_type.encode_to_vec(),
+            )?,
+        ] {
+            log.append(request).await?;
+        }
+    }
+    let (up, channel) = up(dir.path(), &["--ingest-rate-per-sec", "0"], &[]).await?;
+    // Nothing stalls: a good article still goes all the way through.
+    good_article_still_flows(channel).await?;
+    let output = up.log();
+    for (what, needles) in [
+        (
+            "the damaged document is parked, by sequence",
+            vec![
+                "parking poison record; it will not be delivered again",
+                "sequence=1",
+                "record 1 on article/doc-garbage: payload does not decode as parley.v1.EventBatch",
+            ],
+        ),
+        (
+            "the damaged talks record is skipped by the read models",
+            vec![
+                "skipping undecodable record",
+                "record 2 on talks/evt-garbage: payload does not decode as parley.v1.EventBatch",
+            ],
+        ),
+        (
+            "the newer record is skipped, naming its version",
+            vec!["record 3 on talks/evt-newer: schema version 99 is newer than this build's 1"],
+        ),
+        (
+            "the unknown event type is skipped, by sequence",
+            vec![
+                "skipping event type unknown to this build",
+                "sequence=4",
+                "event_type=parley.v1.SomethingNew",
+            ],
+        ),
+    ] {
+        let line = output
+            .lines()
+            .find(|line| needles.iter().all(|n| line.contains(n)));
+        assert!(
+            line.is_some(),
+            "{what}: no line with {needles:?} in\n{output}"
+        );
+    }
+    drop(up);
+    Ok(())
+}

@@ -12,11 +12,10 @@ mod sources;
 mod subscriptions;
 mod up;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = commands::Cli::parse();
+    // Like the services: a malformed setting names its environment variable.
+    let cli: commands::Cli = parley_runtime::config::parse_config();
     match cli.run().await {
         Ok(code) => code,
         Err(e) => {

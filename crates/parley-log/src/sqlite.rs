@@ -155,12 +155,20 @@ impl SqliteLog {
             dir: dir.display().to_string(),
             reason,
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(data_dir_error(
+                "exists but is not a directory; give a directory (it is created if missing)".into(),
+            ));
+        }
         std::fs::create_dir_all(dir)
             .map_err(|e| data_dir_error(format!("cannot create it: {e}")))?;
 
         // The lock first: nothing below may touch a directory another
         // process is using.
         let lock_path = dir.join(LOCK_FILE);
+        // A refusal below removes a lock file this call created, so a
+        // refused directory is left exactly as it was found.
+        let lock_existed = lock_path.exists();
         let mut lock = OpenOptions::new()
             .read(true)
             .write(true)
@@ -211,6 +219,10 @@ impl SqliteLog {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(db_error)?;
         if version > SCHEMA_VERSION {
+            drop(writer);
+            if !lock_existed {
+                let _ = std::fs::remove_file(&lock_path);
+            }
             return Err(data_dir_error(format!(
                 "{} was written by a newer Parley (schema version {version}, this build knows up \
                  to {SCHEMA_VERSION}); upgrade Parley or use another data directory. Nothing was changed.",

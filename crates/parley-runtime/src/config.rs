@@ -19,7 +19,10 @@ pub fn parse_config<C: CommandFactory + FromArgMatches>() -> C {
         Ok(config) => config,
         Err(error) => {
             let error = error.format(&mut command);
-            if let Some(variable) = offending_variable(&command, &error) {
+            // Only when the value really came from the environment.
+            if let Some(variable) = offending_variable(&command, &error)
+                && std::env::var_os(&variable).is_some()
+            {
                 let kind = error.kind();
                 let message = error.render().to_string();
                 let exit_code =
@@ -46,11 +49,22 @@ fn offending_variable(command: &clap::Command, error: &clap::Error) -> Option<St
     };
     // `invalid` reads like "--grpc-addr <GRPC_ADDR>": match on the long flag.
     let long = invalid.split_whitespace().next()?.trim_start_matches("--");
+    variable_of(command, long)
+}
+
+/// The environment variable of flag `--long` in `command` or, for tools like
+/// `parley up`, in one of its subcommands.
+fn variable_of(command: &clap::Command, long: &str) -> Option<String> {
     command
         .get_arguments()
         .find(|arg| arg.get_long() == Some(long))
         .and_then(|arg| arg.get_env())
         .map(|env| env.to_string_lossy().into_owned())
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| variable_of(sub, long))
+        })
 }
 
 #[cfg(test)]
@@ -74,6 +88,29 @@ mod tests {
         assert_eq!(
             offending_variable(&command, &error).as_deref(),
             Some("PARLEY_TEST_ADDR")
+        );
+    }
+
+    #[derive(Debug, clap::Parser)]
+    enum Tool {
+        /// A subcommand with its own settings, like `parley up`.
+        Up {
+            #[arg(long, env = "PARLEY_TEST_RATE")]
+            rate: u32,
+        },
+    }
+
+    #[test]
+    fn a_bad_value_of_a_subcommand_is_traced_back_to_its_variable() {
+        let mut command = Tool::command();
+        let error = command
+            .try_get_matches_from_mut(["tool", "up", "--rate", "fast"])
+            .and_then(|mut m| Tool::from_arg_matches_mut(&mut m))
+            .unwrap_err()
+            .format(&mut command);
+        assert_eq!(
+            offending_variable(&command, &error).as_deref(),
+            Some("PARLEY_TEST_RATE")
         );
     }
 }

@@ -80,7 +80,13 @@ pub fn init(args: &TelemetryArgs) -> Result<(), TelemetryError> {
     let logs = if args.log_format == "json" {
         fmt::layer().json().with_writer(std::io::stderr).boxed()
     } else {
-        fmt::layer().with_writer(std::io::stderr).boxed()
+        // Colours only for a person at a terminal: escape codes would garble
+        // log files, journald and container logs.
+        use std::io::IsTerminal;
+        fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     // The filter is global: it applies to the trace export as well as the logs.
     let result = tracing_subscriber::registry()
