@@ -157,6 +157,16 @@ fn bad_documents_are_named_by_parley_extract_and_the_good_one_is_still_extracted
     }
     std::fs::write(dir.path().join("good.txt"), GOOD)?;
     files.push(dir.path().join("good.txt"));
+    // Malformed HTML is read the way a browser would (no error), and only
+    // the article body counts: not the script, not the navigation.
+    std::fs::write(
+        dir.path().join("broken.html"),
+        "<html><head><meta property=\"article:published_time\" content=\"2025-06-03T10:00:00Z\">\
+         <script>document.write('Talks were held in Paris on Monday.')</script></head>\
+         <body><nav>Talks were held in Geneva on Monday.</nav><article><p>Armenian and \
+         Azerbaijani delegations held talks in Doha on Monday.<div><span></p></b></i>",
+    )?;
+    files.push(dir.path().join("broken.html"));
 
     let output = std::process::Command::new(parley_e2e::binary("parley")?)
         .arg("extract")
@@ -178,6 +188,17 @@ fn bad_documents_are_named_by_parley_extract_and_the_good_one_is_still_extracted
     assert!(
         !stdout.contains("root:"),
         "an entity was expanded:\n{stdout}"
+    );
+    let from_html: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("\"doc\":\"broken.html\"") && l.contains("\"kind\":\"event\""))
+        .collect();
+    assert_eq!(from_html.len(), 1, "{stdout}");
+    assert!(
+        from_html[0].contains("\"venue\":\"Doha\"")
+            && from_html[0].contains("\"date\":\"2025-06-02\""),
+        "{}",
+        from_html[0]
     );
 
     // Nothing readable at all: a failure exit, still naming each.
@@ -777,5 +798,333 @@ async fn undecodable_newer_and_unknown_records_in_the_log_are_skipped_by_sequenc
         );
     }
     drop(up);
+    Ok(())
+}
+
+/// A loopback HTTP receiver: reads each request whole, then `answer`s it.
+/// `None` never answers (a receiver that hangs). Returns its URL.
+async fn receiver(
+    answer: Option<&'static [u8]>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body_end = loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        break end + 4 + length;
+                    }
+                };
+                while buf.len() < body_end {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match answer {
+                    Some(answer) => {
+                        let _ = socket.write_all(answer).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(3600)).await,
+                }
+            });
+        }
+    });
+    Ok(url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_receivers_that_answer_garbage_or_hang_get_failed_attempts_and_others_are_unaffected()
+-> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir()?;
+    let (up, channel) = up(
+        dir.path(),
+        &["--ingest-rate-per-sec", "0"],
+        &[
+            ("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("PARLEY_WEBHOOK_MAX_ATTEMPTS", "2"),
+            ("PARLEY_WEBHOOK_BACKOFF_MS", "10"),
+            ("PARLEY_WEBHOOK_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await?;
+    let (garbage, hanging, healthy) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut notify = NotifyServiceClient::new(channel.clone());
+    let mut ids = Vec::new();
+    for (name, url) in [
+        (
+            "garbage",
+            receiver(Some(b"hello, this is not HTTP\r\n\r\n"), garbage.clone()).await?,
+        ),
+        ("hanging", receiver(None, hanging.clone()).await?),
+        (
+            "healthy",
+            receiver(
+                Some(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"),
+                healthy.clone(),
+            )
+            .await?,
+        ),
+    ] {
+        let created = notify
+            .create_subscription(CreateSubscriptionRequest {
+                name: name.into(),
+                channel: Channel::Webhook as i32,
+                webhook: Some(Webhook {
+                    url,
+                    secret: String::new(),
+                    format: WebhookFormat::Raw as i32,
+                }),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .subscription
+            .expect("created");
+        ids.push(created.subscription_id);
+    }
+    good_article_still_flows(channel.clone()).await?;
+
+    // Each bad receiver: both attempts made, then a dead letter saying why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let dead_letters = |id: String| {
+        let mut notify = notify.clone();
+        async move {
+            anyhow::Ok(
+                notify
+                    .list_dead_letters(ListDeadLettersRequest {
+                        subscription_id: id,
+                    })
+                    .await?
+                    .into_inner()
+                    .dead_letters,
+            )
+        }
+    };
+    loop {
+        let garbage_dead = dead_letters(ids[0].clone()).await?;
+        let hanging_dead = dead_letters(ids[1].clone()).await?;
+        if !garbage_dead.is_empty() && !hanging_dead.is_empty() {
+            let garbage_error = &garbage_dead[0].last_error;
+            assert_eq!(garbage_dead[0].attempts, 2);
+            assert!(
+                garbage_error.starts_with("request failed: error sending request for url (")
+                    && garbage_error.ends_with("invalid HTTP version parsed"),
+                "{garbage_error}"
+            );
+            assert_eq!(hanging_dead[0].attempts, 2);
+            assert_eq!(hanging_dead[0].last_error, "timed out");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dead letters yet: {garbage_dead:?} {hanging_dead:?}\n{}",
+            up.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(garbage.load(Ordering::SeqCst) >= 2);
+    assert!(hanging.load(Ordering::SeqCst) >= 2);
+    // The healthy receiver got every delivery, with no dead letter.
+    assert!(healthy.load(Ordering::SeqCst) >= 1);
+    assert!(dead_letters(ids[2].clone()).await?.is_empty());
+    // Every failed attempt is in the log, with its reason.
+    let output = up.log();
+    assert!(
+        output
+            .lines()
+            .any(|l| l.contains("webhook attempt failed") && l.contains("error=timed out")),
+        "{output}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_credentials_or_over_the_rate_are_refused_naming_the_setting()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_up, channel) = up(
+        dir.path(),
+        &["--ingest-rate-per-sec", "1"],
+        &[("PARLEY_GRPC_TOKEN", "correct horse battery staple")],
+    )
+    .await?;
+    let with_header = |value: Option<&'static str>| {
+        IngestServiceClient::with_interceptor(
+            channel.clone(),
+            move |mut request: tonic::Request<()>| {
+                if let Some(value) = value {
+                    request
+                        .metadata_mut()
+                        .insert("authorization", value.parse().expect("ascii"));
+                }
+                Ok(request)
+            },
+        )
+    };
+    let article = || SubmitArticleRequest {
+        name: "good.txt".into(),
+        content: GOOD.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    for (header, message) in [
+        (
+            None,
+            "missing credentials: send `authorization: Bearer <token>` (PARLEY_GRPC_TOKEN)",
+        ),
+        (
+            Some("Bearer wrong"),
+            "invalid bearer token (PARLEY_GRPC_TOKEN)",
+        ),
+        (
+            Some("Basic dXNlcjpwYXNz"),
+            "the authorization header is not `Bearer <token>` (PARLEY_GRPC_TOKEN)",
+        ),
+    ] {
+        assert_status(
+            &format!("{header:?}"),
+            with_header(header).submit_article(article()).await,
+            Code::Unauthenticated,
+            message,
+        );
+    }
+    // Authenticated: one a second, then refused with the limit and when to retry.
+    let mut client = with_header(Some("Bearer correct horse battery staple"));
+    client.submit_article(article()).await?;
+    let refused = client
+        .submit_article(article())
+        .await
+        .expect_err("over the rate");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    let retry_ms: u64 = refused
+        .message()
+        .strip_prefix(
+            "rate limit of 1 requests per second per client exceeded (PARLEY_INGEST_RATE_PER_SEC); retry in ",
+        )
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{}", refused.message()));
+    assert!((1..=1000).contains(&retry_ms), "{retry_ms}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_intake_refuses_what_is_not_protobuf_and_clients_over_the_rate()
+-> anyhow::Result<()> {
+    use parley_domain::pb::SubmitArticleResponse;
+    use prost::Message;
+    let nats = parley_testkit::NatsServer::start()?;
+    let logs = tempfile::tempdir()?;
+    let mut ingest = ServiceProcess::spawn_with_env(
+        "parley-ingest",
+        &nats.url(),
+        logs.path(),
+        &[("PARLEY_INGEST_RATE_PER_SEC", "2")],
+    )?;
+    ingest.wait_serving(STARTUP).await?;
+    let request = |client: async_nats::Client, payload: Vec<u8>| async move {
+        let reply = client
+            .request("parley.ingest.submit", payload.into())
+            .await?;
+        anyhow::Ok(SubmitArticleResponse::decode(reply.payload)?)
+    };
+    let article = SubmitArticleRequest {
+        name: "good.txt".into(),
+        content: GOOD.as_bytes().to_vec(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+
+    let client = async_nats::connect(nats.url()).await?;
+    let reply = request(client.clone(), b"\xFFnot protobuf".to_vec()).await?;
+    assert_eq!(
+        reply.errors,
+        [DocumentError {
+            name: String::new(),
+            message: "message on parley.ingest.submit is not a protobuf parley.v1.SubmitArticleRequest: failed to decode Protobuf message: invalid wire type value: 7".into(),
+        }]
+    );
+    // That used one of this connection's two; the next is accepted, the one
+    // after refused with the limit named and nothing ingested.
+    let reply = request(client.clone(), article.clone()).await?;
+    assert_eq!(reply.documents.len(), 1, "{reply:?}");
+    let reply = request(client.clone(), article.clone()).await?;
+    assert!(reply.documents.is_empty(), "{reply:?}");
+    assert_eq!(reply.errors.len(), 1);
+    assert!(
+        reply.errors[0].message.starts_with(
+            "rate limit of 2 requests per second per client exceeded on parley.ingest.submit (PARLEY_INGEST_RATE_PER_SEC); retry in "
+        ),
+        "{reply:?}"
+    );
+    // Another connection has its own budget.
+    let other = async_nats::connect(nats.url()).await?;
+    let reply = request(other, article).await?;
+    assert_eq!(reply.documents.len(), 1, "{reply:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_cannot_reach_nats_says_not_serving_and_retries_instead_of_crashing()
+-> anyhow::Result<()> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let logs = tempfile::tempdir()?;
+    let closed = format!("nats://127.0.0.1:{}", parley_testkit::free_port()?);
+    let mut ingest = ServiceProcess::spawn("parley-ingest", &closed, logs.path())?;
+    let deadline = std::time::Instant::now() + STARTUP;
+    let status = loop {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(ingest.url())?
+            .connect()
+            .await
+            && let Ok(response) = HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+        {
+            break response.into_inner().status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", ingest.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    // Still up and retrying a moment later, saying why.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let output = ingest.log();
+    let retries = output
+        .lines()
+        .filter(|l| l.contains("log not reachable yet; NOT_SERVING until it is"))
+        .count();
+    assert!(retries >= 2, "{output}");
+    assert!(
+        ingest.terminate(Duration::from_secs(10))?,
+        "SIGTERM exits cleanly"
+    );
     Ok(())
 }
