@@ -924,8 +924,8 @@ impl DurableConsumer for JetStreamConsumer {
                     return Some(Err(e));
                 }
             };
-            let delivery_count = match message.info() {
-                Ok(info) => info.delivered.max(1) as u64,
+            let (delivery_count, pending) = match message.info() {
+                Ok(info) => (info.delivered.max(1) as u64, info.pending),
                 Err(e) => return Some(Err(backend("parsing delivery metadata", e))),
             };
             let (_, acker) = message.split();
@@ -935,7 +935,9 @@ impl DurableConsumer for JetStreamConsumer {
                 backoff: self.backoff.clone(),
                 confirm: self.log.inner.config.confirm_acks,
             };
-            return Some(Ok(Delivery::new(record, delivery_count, Box::new(acker))));
+            return Some(Ok(
+                Delivery::new(record, delivery_count, Box::new(acker)).with_pending(pending)
+            ));
         }
     }
 }

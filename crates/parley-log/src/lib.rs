@@ -207,6 +207,10 @@ pub struct Delivery {
     pub record: LogRecord,
     /// How many times it has been delivered (1 the first time).
     pub delivery_count: u64,
+    /// Records matching this consumer still waiting behind this one, as the
+    /// backend counted them when it handed this one out (`None` where it
+    /// does not know): the consumer's exact lag.
+    pub pending: Option<u64>,
     acker: Box<dyn Acker>,
 }
 
@@ -216,6 +220,7 @@ impl std::fmt::Debug for Delivery {
             .field("sequence", &self.record.sequence)
             .field("aggregate", &self.record.aggregate)
             .field("delivery_count", &self.delivery_count)
+            .field("pending", &self.pending)
             .finish()
     }
 }
@@ -226,8 +231,15 @@ impl Delivery {
         Self {
             record,
             delivery_count,
+            pending: None,
             acker,
         }
+    }
+
+    /// Adds the backend's count of matching records waiting behind this one.
+    pub fn with_pending(mut self, pending: u64) -> Self {
+        self.pending = Some(pending);
+        self
     }
 
     /// Done: never deliver again.

@@ -749,6 +749,11 @@ struct ConsumerState {
     scanned: u64,
     /// Fetched and recorded as delivered, not yet handed out.
     fresh: VecDeque<LogRecord>,
+    /// Matching records in `scanned + 1..=counted_to`, not fetched yet (for
+    /// the exact lag); each record is counted once, when it is first seen.
+    unscanned: u64,
+    /// Highest sequence included in `unscanned`'s count.
+    counted_to: u64,
     /// Handed out and not settled: when to deliver again, and how often it was.
     in_flight: BTreeMap<u64, InFlight>,
 }
@@ -821,7 +826,8 @@ impl DurableConsumer for SqliteConsumer {
                 state
                     .in_flight
                     .insert(record.sequence, InFlight { due, deliveries: 1 });
-                return Some(Ok(self.delivery(record, 1)));
+                let pending = state.fresh.len() as u64 + state.unscanned;
+                return Some(Ok(self.delivery(record, 1).with_pending(pending)));
             }
 
             // 3. Nothing to do: wait for an append (if there is room for
@@ -878,6 +884,8 @@ impl SqliteConsumer {
             .await?;
         let now = Instant::now();
         state.scanned = cursor.max(highest);
+        state.counted_to = state.scanned;
+        state.unscanned = 0;
         state.fresh.clear();
         state.in_flight = delivered
             .into_iter()
@@ -903,10 +911,19 @@ impl SqliteConsumer {
         committed: u64,
         limit: usize,
     ) -> Result<(), LogError> {
+        if committed > state.counted_to {
+            let (first, kinds) = (state.counted_to.max(state.scanned) + 1, state.kinds.clone());
+            state.unscanned += self
+                .log
+                .read_with(move |conn| count_range(conn, first, committed, &kinds))
+                .await?;
+            state.counted_to = committed;
+        }
         let records = self
             .log
             .range(state.scanned + 1, committed, state.kinds.clone(), limit)
             .await?;
+        state.unscanned = state.unscanned.saturating_sub(records.len() as u64);
         let sequences: Vec<i64> = records.iter().map(|r| r.sequence as i64).collect();
         if !sequences.is_empty() {
             let name = self.shared.name.clone();
@@ -1171,6 +1188,28 @@ fn kind_clause(count: usize, first: usize) -> String {
     }
     let placeholders: Vec<String> = (first..first + count).map(|i| format!("?{i}")).collect();
     format!(" AND +kind IN ({})", placeholders.join(", "))
+}
+
+/// Number of records in `first..=last` of the given kinds (all kinds if none).
+fn count_range(
+    conn: &Connection,
+    first: u64,
+    last: u64,
+    kinds: &[String],
+) -> Result<u64, LogError> {
+    let sql = format!(
+        "SELECT count(*) FROM events WHERE seq >= ?1 AND seq <= ?2{}",
+        kind_clause(kinds.len(), 3)
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let parameters = [
+        rusqlite::types::Value::from(first.min(i64::MAX as u64) as i64),
+        rusqlite::types::Value::from(last.min(i64::MAX as u64) as i64),
+    ]
+    .into_iter()
+    .chain(kinds.iter().map(|k| k.clone().into()));
+    let count: i64 = statement.query_row(params_from_iter(parameters), |row| row.get(0))?;
+    Ok(count as u64)
 }
 
 fn query_range(

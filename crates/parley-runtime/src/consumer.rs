@@ -86,12 +86,14 @@ pub trait RecordHandler: Send + Sync + 'static {
 
 /// Runs a durable consumer until shutdown.
 ///
-/// Consumer lag (`parley_consumer_lag`) is the log's last sequence minus the
-/// sequence of the record just handled, read at most once a second, and 0
-/// once nothing has been delivered for two seconds while the log answers. It
-/// is an upper bound: records of aggregate types this consumer filters out
-/// count too. (`parley_log::Delivery` does not carry JetStream's exact
-/// per-consumer pending count yet.)
+/// Consumer lag (`parley_consumer_lag`) is the number of records matching
+/// this consumer still waiting behind the one just handled, as the log
+/// counted them ([`parley_log::Delivery::pending`]: JetStream's per-consumer
+/// pending count, or the embedded log's own count), and 0 once nothing has
+/// been delivered for two seconds while the log answers. For a delivery
+/// without a count (a redelivery on the embedded log) it falls back to the
+/// log's last sequence minus this record's, read at most once a second: an
+/// upper bound, since records this consumer filters out count too.
 pub struct ConsumerLoop {
     log: Arc<dyn EventLog>,
     options: ConsumerOptions,
@@ -149,9 +151,9 @@ impl ConsumerLoop {
                     continue;
                 }
             };
-            let sequence = delivery.record.sequence;
+            let (sequence, pending) = (delivery.record.sequence, delivery.pending);
             self.process(&*handler, delivery).await;
-            lag.handled(sequence).await;
+            lag.handled(sequence, pending).await;
         }
         tracing::info!(service = self.service, "consumer stopped");
         Ok(())
@@ -244,8 +246,13 @@ impl LagGauge {
         }
     }
 
-    /// After handling `sequence`: lag = records appended after it (sampled).
-    async fn handled(&mut self, sequence: u64) {
+    /// After handling `sequence`: lag = the backend's `pending` count when
+    /// it has one, else records appended after it (sampled).
+    async fn handled(&mut self, sequence: u64, pending: Option<u64>) {
+        if let Some(pending) = pending {
+            self.set(pending);
+            return;
+        }
         if self
             .sampled
             .is_some_and(|at| at.elapsed() < LAG_SAMPLE_EVERY)
