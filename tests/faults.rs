@@ -3,7 +3,8 @@
 //!
 //! - the single NATS server is SIGKILLed and restarted;
 //! - one node of a 3-node JetStream cluster (the log replicated 3 times) is
-//!   SIGKILLed and stays down.
+//!   SIGKILLed and stays down;
+//! - ingest, resolver and notify are SIGKILLed and restarted in turn.
 //!
 //! Afterwards every article's events are in the log exactly once, no entity
 //! is split, and a subscriber connected throughout has every recorded event.
@@ -31,7 +32,7 @@ async fn a_nats_restart_during_a_thousand_articles_loses_and_duplicates_nothing(
 -> anyhow::Result<()> {
     let mut nats = NatsServer::start()?;
     let url = nats.url();
-    ingest_through_a_fault(&url, 1, move || {
+    ingest_through_a_fault(&url, 1, move |_| {
         nats.kill();
         std::thread::sleep(Duration::from_secs(2));
         nats.restart()?;
@@ -45,11 +46,39 @@ async fn losing_one_of_three_nats_nodes_during_a_thousand_articles_loses_and_dup
 -> anyhow::Result<()> {
     let mut cluster = NatsCluster::start(3)?;
     let url = cluster.url();
-    ingest_through_a_fault(&url, 3, move || {
+    ingest_through_a_fault(&url, 3, move |_| {
         cluster.kill(0);
         Ok(cluster)
     })
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_each_service_in_turn_during_a_thousand_articles_loses_and_duplicates_nothing()
+-> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    ingest_through_a_fault(&nats.url(), 1, |services| {
+        // Each one SIGKILLed mid-stream and started again, one after the other.
+        for service in [
+            &mut services.ingest,
+            &mut services.resolver,
+            &mut services.notify,
+        ] {
+            service.kill();
+            std::thread::sleep(Duration::from_millis(500));
+            service.restart()?;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The three services of one deployment, for faults that strike them.
+struct Services {
+    ingest: ServiceProcess,
+    resolver: ServiceProcess,
+    notify: ServiceProcess,
 }
 
 /// Runs the three services on `url`, ingests 1,000 articles, applies `fault`
@@ -58,33 +87,43 @@ async fn losing_one_of_three_nats_nodes_during_a_thousand_articles_loses_and_dup
 async fn ingest_through_a_fault<T>(
     url: &str,
     replicas: usize,
-    fault: impl FnOnce() -> anyhow::Result<T>,
+    fault: impl FnOnce(&mut Services) -> anyhow::Result<T>,
 ) -> anyhow::Result<()> {
     let logs = tempfile::tempdir()?;
     let replicas_env = replicas.to_string();
     let env = [("PARLEY_STREAM_REPLICAS", replicas_env.as_str())];
-    let mut ingest = ServiceProcess::spawn_with_env("parley-ingest", url, logs.path(), &env)?;
-    let mut resolver = ServiceProcess::spawn_with_env("parley-resolver", url, logs.path(), &env)?;
-    let mut notify = ServiceProcess::spawn_with_env("parley-notify", url, logs.path(), &env)?;
-    let ingest_channel = ingest.wait_serving(STARTUP).await?;
-    let resolver_channel = resolver.wait_serving(STARTUP).await?;
-    let notify_channel = notify.wait_serving(STARTUP).await?;
+    let mut services = Services {
+        ingest: ServiceProcess::spawn_with_env("parley-ingest", url, logs.path(), &env)?,
+        resolver: ServiceProcess::spawn_with_env("parley-resolver", url, logs.path(), &env)?,
+        notify: ServiceProcess::spawn_with_env("parley-notify", url, logs.path(), &env)?,
+    };
+    let ingest_channel = services.ingest.wait_serving(STARTUP).await?;
+    let resolver_channel = services.resolver.wait_serving(STARTUP).await?;
+    services.notify.wait_serving(STARTUP).await?;
 
-    // A subscriber connected throughout, collecting event ids.
+    // A subscriber connected throughout (reconnecting, like a real client,
+    // if notify itself goes down), collecting event ids.
     let seen: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
-    let mut stream = NotifyServiceClient::new(notify_channel)
-        .subscribe(SubscribeRequest {
-            filter: String::new(),
-            start: Some(Start::FromSequence(1)),
-        })
-        .await?
-        .into_inner();
     let seen_by_subscriber = seen.clone();
+    let notify_url = services.notify.url();
     tokio::spawn(async move {
-        while let Ok(Some(delivery)) = stream.message().await {
-            if let Some(event) = delivery.event {
-                seen_by_subscriber.lock().unwrap().insert(event.event_id);
+        loop {
+            if let Ok(mut client) = NotifyServiceClient::connect(notify_url.clone()).await
+                && let Ok(stream) = client
+                    .subscribe(SubscribeRequest {
+                        filter: String::new(),
+                        start: Some(Start::FromSequence(1)),
+                    })
+                    .await
+            {
+                let mut stream = stream.into_inner();
+                while let Ok(Some(delivery)) = stream.message().await {
+                    if let Some(event) = delivery.event {
+                        seen_by_subscriber.lock().unwrap().insert(event.event_id);
+                    }
+                }
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
 
@@ -127,7 +166,7 @@ async fn ingest_through_a_fault<T>(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let at_kill = submitted.load(Ordering::SeqCst);
-    let _servers = tokio::task::block_in_place(fault)?;
+    let _servers = tokio::task::block_in_place(|| fault(&mut services))?;
     anyhow::ensure!(
         at_kill < DOCUMENTS,
         "the fault must hit the ingestion, but all articles were in"
@@ -150,7 +189,7 @@ async fn ingest_through_a_fault<T>(
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "not every article resolved after the fault: {state:?}\n{}",
-            resolver.log()
+            services.resolver.log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -181,7 +220,7 @@ async fn ingest_through_a_fault<T>(
             "{} recorded events never reached the subscriber, e.g. {:?}\n{}",
             missing.len(),
             &missing[..missing.len().min(5)],
-            notify.log()
+            services.notify.log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
