@@ -186,30 +186,26 @@ impl ServiceProcess {
             .args(["-TERM", &child.id().to_string()])
             .status()?;
         anyhow::ensure!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "{} did not exit within {timeout:?} of SIGTERM:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Ok(self.wait_for(child, timeout, "of SIGTERM")?.success())
     }
 
     /// Waits for the process to exit on its own (at most `timeout`, then it is
     /// killed and this fails); returns its exit status. For start-up refusals.
     pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        let Some(mut child) = self.child.take() else {
+        let Some(child) = self.child.take() else {
             bail!("{} is not running", self.name);
         };
+        self.wait_for(child, timeout, "of starting")
+    }
+
+    /// Waits for `child` to exit, at most `timeout` (`after` says since when,
+    /// for the failure message), killing it if it does not.
+    fn wait_for(
+        &self,
+        mut child: Child,
+        timeout: Duration,
+        after: &str,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait()? {
@@ -219,7 +215,7 @@ impl ServiceProcess {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!(
-                    "{} still running after {timeout:?}:\n{}",
+                    "{} did not exit within {timeout:?} {after}:\n{}",
                     self.name,
                     self.log()
                 );

@@ -1190,6 +1190,18 @@ fn kind_clause(count: usize, first: usize) -> String {
     format!(" AND +kind IN ({})", placeholders.join(", "))
 }
 
+/// The parameters of a `seq >= ?1 AND seq <= ?2` query followed by its
+/// [`kind_clause`].
+fn range_parameters(first: u64, last: u64, kinds: &[String]) -> Vec<rusqlite::types::Value> {
+    [
+        rusqlite::types::Value::from(first.min(i64::MAX as u64) as i64),
+        rusqlite::types::Value::from(last.min(i64::MAX as u64) as i64),
+    ]
+    .into_iter()
+    .chain(kinds.iter().map(|k| k.clone().into()))
+    .collect()
+}
+
 /// Number of records in `first..=last` of the given kinds (all kinds if none).
 fn count_range(
     conn: &Connection,
@@ -1202,12 +1214,7 @@ fn count_range(
         kind_clause(kinds.len(), 3)
     );
     let mut statement = conn.prepare_cached(&sql)?;
-    let parameters = [
-        rusqlite::types::Value::from(first.min(i64::MAX as u64) as i64),
-        rusqlite::types::Value::from(last.min(i64::MAX as u64) as i64),
-    ]
-    .into_iter()
-    .chain(kinds.iter().map(|k| k.clone().into()));
+    let parameters = range_parameters(first, last, kinds);
     let count: i64 = statement.query_row(params_from_iter(parameters), |row| row.get(0))?;
     Ok(count as u64)
 }
@@ -1225,12 +1232,7 @@ fn query_range(
         kind_clause(kinds.len(), 3)
     );
     let mut statement = conn.prepare_cached(&sql)?;
-    let parameters = [
-        rusqlite::types::Value::from(first.min(i64::MAX as u64) as i64),
-        rusqlite::types::Value::from(last.min(i64::MAX as u64) as i64),
-    ]
-    .into_iter()
-    .chain(kinds.iter().map(|k| k.clone().into()));
+    let parameters = range_parameters(first, last, kinds);
     let rows = statement.query_map(params_from_iter(parameters), raw_record)?;
     rows.map(|row| row?.into_record()).collect()
 }
