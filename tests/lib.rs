@@ -179,7 +179,7 @@ impl ServiceProcess {
 
     /// SIGTERM, then waits for the exit (at most `timeout`); returns whether it exited cleanly.
     pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<bool> {
-        let Some(mut child) = self.child.take() else {
+        let Some(child) = self.child.take() else {
             return Ok(true);
         };
         let status = Command::new("kill")
