@@ -24,7 +24,6 @@ use crate::model::*;
 use crate::time::{DateKind, DateMention, Tense, find_dates};
 use chrono::NaiveDate;
 use parley_kb::{KnowledgeBase, Via};
-use regex::Regex;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
@@ -57,14 +56,29 @@ impl Folded {
         let mut map = Vec::with_capacity(original.len() + 17);
         let mut count = 0u32;
         let mut bytes = Vec::with_capacity(original.len() + 1);
-        for (ci, (bi, c)) in original.char_indices().enumerate() {
+        let raw = original.as_bytes();
+        let (mut bi, mut ci) = (0usize, 0u32);
+        while bi < raw.len() {
             bytes.push(bi as u32);
-            let before = text.len();
-            fold_char(c, &mut text);
-            for _ in before..text.len() {
-                map.push(ci as u32);
+            if raw[bi].is_ascii() {
+                // Most characters: one byte that folds to itself.
+                text.push(raw[bi] as char);
+                map.push(ci);
+                bi += 1;
+            } else {
+                let c = original[bi..]
+                    .chars()
+                    .next()
+                    .expect("a character starts here");
+                let before = text.len();
+                fold_char(c, &mut text);
+                for _ in before..text.len() {
+                    map.push(ci);
+                }
+                bi += c.len_utf8();
             }
-            count = ci as u32 + 1;
+            ci += 1;
+            count = ci;
         }
         map.push(count);
         bytes.push(original.len() as u32);
@@ -88,6 +102,9 @@ impl Folded {
         (s, e.max(s))
     }
 }
+
+/// A byte range (start, end) of the folded text.
+type Span = (usize, usize);
 
 /// A state or organisation named in the text.
 #[derive(Debug, Clone)]
@@ -189,67 +206,161 @@ struct Draft {
 /// `PARLEY_DEBUG=1` prints each trigger sentence's candidates and actors to stderr.
 static DEBUG: LazyLock<bool> = LazyLock::new(|| std::env::var_os("PARLEY_DEBUG").is_some());
 
+/// A regular expression over the folded text, which is ASCII. Compiled
+/// without Unicode (`(?-u)`: on ASCII text `\b`, `\s`, `\w` and `[^.;]`
+/// mean the same), which lets the engine use its byte automata instead of
+/// its Unicode-aware fallbacks, several times faster here. All but the
+/// dateline's are written in lower case without `(?i)` and run over the
+/// lower-case copy of the text: the same matches, and the engine can then
+/// skip ahead with literal prefilters.
+pub(crate) struct AsciiRegex(regex::bytes::Regex);
+
+impl AsciiRegex {
+    pub(crate) fn new(pattern: &str) -> AsciiRegex {
+        AsciiRegex(regex::bytes::Regex::new(&format!("(?-u){pattern}")).expect("pattern compiles"))
+    }
+
+    fn check(hay: &str) -> &[u8] {
+        debug_assert!(hay.is_ascii(), "rules run on folded (ASCII) text");
+        hay.as_bytes()
+    }
+
+    pub(crate) fn is_match(&self, hay: &str) -> bool {
+        self.0.is_match(Self::check(hay))
+    }
+
+    pub(crate) fn find<'h>(&self, hay: &'h str) -> Option<regex::bytes::Match<'h>> {
+        self.0.find(Self::check(hay))
+    }
+
+    pub(crate) fn find_iter<'r, 'h>(&'r self, hay: &'h str) -> regex::bytes::Matches<'r, 'h> {
+        self.0.find_iter(Self::check(hay))
+    }
+
+    pub(crate) fn captures<'h>(&self, hay: &'h str) -> Option<regex::bytes::Captures<'h>> {
+        self.0.captures(Self::check(hay))
+    }
+
+    pub(crate) fn captures_iter<'r, 'h>(
+        &'r self,
+        hay: &'h str,
+    ) -> regex::bytes::CaptureMatches<'r, 'h> {
+        self.0.captures_iter(Self::check(hay))
+    }
+}
+
 macro_rules! re {
     ($name:ident, $pat:expr) => {
-        static $name: LazyLock<Regex> = LazyLock::new(|| Regex::new($pat).unwrap());
+        static $name: LazyLock<AsciiRegex> = LazyLock::new(|| AsciiRegex::new($pat));
     };
 }
 
 re!(
     TALKS_RE,
-    r"(?i)\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|by\s+(?:tele)?phone)|speak\s+(?:with|to)|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
+    r"\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|by\s+(?:tele)?phone)|speak\s+(?:with|to)|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
 );
 re!(
     ROSTER_RE,
-    r"(?i)\b(?:delegations?|delegates|negotiators|(?:negotiating\s+)?teams?)\b"
+    r"\b(?:delegations?|delegates|negotiators|(?:negotiating\s+)?teams?)\b"
 );
 re!(
     ROSTER_VERB_RE,
-    r"(?i)\b(?:(?:led|headed|represented)\s+by|includ(?:es|ed|ing)|compris(?:es|ed|ing)|consist(?:s|ed|ing)\s+of|made\s+up\s+of|is|are|was|were|welcomed|greeted|received|joined)\b"
+    r"\b(?:(?:led|headed|represented)\s+by|includ(?:es|ed|ing)|compris(?:es|ed|ing)|consist(?:s|ed|ing)\s+of|made\s+up\s+of|is|are|was|were|welcomed|greeted|received|joined)\b"
 );
 re!(
     ROLE_OF_RE,
-    r"(?i)\bthe\s+(?P<role>(?:foreign|defen[cs]e|prime|interior)\s+minister|president|secretary\s+of\s+state|minister\s+of\s+(?:foreign\s+affairs|defen[cs]e))\s+of\s+(?:the\s+)?(?P<of>[A-Z])"
+    r"\bthe\s+(?P<role>(?:foreign|defen[cs]e|prime|interior)\s+minister|president|secretary\s+of\s+state|minister\s+of\s+(?:foreign\s+affairs|defen[cs]e))\s+of\s+(?:the\s+)?(?P<of>[a-z])"
 );
 re!(
     CEASEFIRE_RE,
-    r"(?i)\b(?:cease-?fires?|truces?|armistice|cessation\s+of\s+hostilities|cease\s+fire|moratorium|(?P<verb2>(?:halt|pause|stop|suspension|cessation|freeze)\s+(?:to|of|in|on)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|fighting|hostilities|shelling|military\s+operations))|(?P<verb>(?:halt|halted|halting|halts|stop|stopped|stopping|stops|pause|paused|pausing|suspend|suspended|suspending)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|striking|attacking|fire|firing|fighting|hostilities|shelling|military\s+operations)))\b"
+    r"\b(?:cease-?fires?|truces?|armistice|cessation\s+of\s+hostilities|cease\s+fire|moratorium|(?P<verb2>(?:halt|pause|stop|suspension|cessation|freeze)\s+(?:to|of|in|on)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|fighting|hostilities|shelling|military\s+operations))|(?P<verb>(?:halt|halted|halting|halts|stop|stopped|stopping|stops|pause|paused|pausing|suspend|suspended|suspending)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|striking|attacking|fire|firing|fighting|hostilities|shelling|military\s+operations)))\b"
 );
 re!(
     AGREEMENT_RE,
-    r"(?i)\b(?:(?P<verb>agree[ds]?|agreeing)\b[^.;]{0,30}?\bto\s+(?:swap|exchange|release|return|free|hand\s+over|trade)|(?P<noun>agreement|deal|accord|treaty|memorandum|framework|peace\s+plan|declaration|prisoner\s+(?:swap|exchange)|exchange\s+of\s+(?:prisoners|captives|bodies|pows)|swap\s+of\s+prisoners))\b"
+    r"\b(?:(?P<verb>agree[ds]?|agreeing)\b[^.;]{0,30}?\bto\s+(?:swap|exchange|release|return|free|hand\s+over|trade)|(?P<noun>agreement|deal|accord|treaty|memorandum|framework|peace\s+plan|declaration|prisoner\s+(?:swap|exchange)|exchange\s+of\s+(?:prisoners|captives|bodies|pows)|swap\s+of\s+prisoners))\b"
 );
 re!(
     COMPLETION_RE,
-    r"(?i)\b(?:signed|signs|sign|signing|reached|reach|reaches|struck|sealed|clinched|concluded|finali[sz]ed|inked|agreed|initialled|initialed|approved)\b"
+    r"\b(?:signed|signs|sign|signing|reached|reach|reaches|struck|sealed|clinched|concluded|finali[sz]ed|inked|agreed|initialled|initialed|approved)\b"
 );
 re!(
     VIOLATION_RE,
-    r"(?i)\b(?:violat\w*|breach\w*|broke\s+the\s+(?:truce|ceasefire|cease-fire)|accus\w+\s+[^.;]{0,40}?\bof\b)"
+    r"\b(?:violat\w*|breach\w*|broke\s+the\s+(?:truce|ceasefire|cease-fire)|accus\w+\s+[^.;]{0,40}?\bof\b)"
 );
 re!(
     ATTACK_RE,
-    r"(?i)\b(?:hit|hits|struck|strikes?|attack\w*|shell\w*|drones?|missiles?|fired|bomb\w*|killed|raids?|offensive|assault)\b"
+    r"\b(?:hit|hits|struck|strikes?|attack\w*|shell\w*|drones?|missiles?|fired|bomb\w*|killed|raids?|offensive|assault)\b"
 );
 re!(
     ENDED_RE,
-    r"(?i)\b(?:(?:truce|ceasefire|cease-fire)\b[^.;]{0,60}?\b(?:has\s+|had\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:ended|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of)\s+the\s+(?:truce|ceasefire|cease-fire)|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
+    r"\b(?:(?:truce|ceasefire|cease-fire)\b[^.;]{0,60}?\b(?:has\s+|had\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:ended|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of)\s+the\s+(?:truce|ceasefire|cease-fire)|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
 );
+/// Substrings (lower case) the ending expression cannot match without: a
+/// ceasefire word and a verb of ending, or "resum(e)". Most ceasefire
+/// sentences have no verb of ending, and these two cheap tests skip the
+/// expression for them.
+static ENDED_TRUCE_WORDS: LazyLock<Cues> =
+    LazyLock::new(|| Cues::new(&["truce", "ceasefire", "cease-fire"]));
+static ENDED_VERB_WORDS: LazyLock<Cues> = LazyLock::new(|| {
+    Cues::new(&[
+        "collapsed",
+        "expired",
+        "end",
+        "broke",
+        "over",
+        "lapsed",
+        "apart",
+        "unravel",
+        "called",
+        "scrapped",
+        "abandoned",
+        "terminated",
+        "withdrew",
+        "pulled",
+    ])
+});
+
+/// Whether [`ENDED_RE`] can match the lower-case sentence at all.
+fn ended_possible(lower: &str) -> bool {
+    lower.contains("resum")
+        || ENDED_TRUCE_WORDS.ac.is_match(lower) && ENDED_VERB_WORDS.ac.is_match(lower)
+}
+
 re!(
     DATELINE_RE,
     r"^(?P<city>[A-Z][A-Z'.\- ]{2,40}?)(?:,\s*[A-Za-z. ]{2,30})?\s+[-]{1,2}\s+"
 );
 re!(
     BACKGROUND_RE,
-    r"(?i)\b(?:(?:a|one|two|three|four|several|\d+)\s+(?:weeks?|months?|years?)\s+(?:after|before|since)|(?:weeks|months|years)\s+(?:after|before|ago)|last\s+(?:year|month|spring|summer|autumn|winter)|in\s+(?:19|20)\d\d\b)"
+    r"\b(?:(?:a|one|two|three|four|several|\d+)\s+(?:weeks?|months?|years?)\s+(?:after|before|since)|(?:weeks|months|years)\s+(?:after|before|ago)|last\s+(?:year|month|spring|summer|autumn|winter)|in\s+(?:19|20)\d\d\b)"
 );
+/// Substrings (lower case) the background expression cannot match without.
+static BACKGROUND_WORDS: LazyLock<Cues> =
+    LazyLock::new(|| Cues::new(&["week", "month", "year", "last", "19", "20"]));
 re!(
     SPEAKER_RE,
-    r"(?i)(?P<sp>,\s+[^,]{0,80}?\b(?:said|says|told|added|announced|wrote|stated|claimed)\b)[^,]*$|(?P<acc>\baccording\s+to\b[^,]*)"
+    r"(?P<sp>,\s+[^,]{0,80}?\b(?:said|says|told|added|announced|wrote|stated|claimed)\b)[^,]*$|(?P<acc>\baccording\s+to\b[^,]*)"
 );
+/// Words without one of which neither [`SPEAKER_RE`] nor [`SPEECH_RE`] can
+/// match (as substrings, lower case): a cheap test that skips both.
+static SPEECH_WORDS: LazyLock<Cues> = LazyLock::new(|| {
+    Cues::new(&[
+        "said",
+        "says",
+        "told",
+        "added",
+        "announced",
+        "wrote",
+        "stated",
+        "claimed",
+        "insisted",
+        "confirmed",
+        "according",
+    ])
+});
 re!(
     SPEECH_RE,
-    r"(?i)\b(?:said|says|told|announced|wrote|stated|claimed|added|insisted|confirmed|according\s+to)\b"
+    r"\b(?:said|says|told|announced|wrote|stated|claimed|added|insisted|confirmed|according\s+to)\b"
 );
 
 /// Words before a trigger that cancel it.
@@ -474,18 +585,21 @@ const AGREE_CUES: &[&str] = &[
 ];
 
 /// A compiled list of cue words (one Aho-Corasick automaton), matched as
-/// whole words, ASCII case-insensitively.
+/// whole words, ASCII case-insensitively: the words are lower-cased and the
+/// automaton runs over lower-case text (the same matches as a
+/// case-insensitive automaton over the text, but it can skip ahead with a
+/// literal prefilter).
 struct Cues {
     ac: aho_corasick::AhoCorasick,
 }
 
 impl Cues {
     fn new(words: &[&str]) -> Cues {
+        let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
         Cues {
             ac: aho_corasick::AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
                 .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-                .build(words)
+                .build(&lower)
                 .expect("cue words compile"),
         }
     }
@@ -501,6 +615,23 @@ impl Cues {
             .find_iter(hay)
             .map(|m| (m.start(), m.end()))
             .filter(move |&(s, e)| {
+                let before = s == 0 || !b[s - 1].is_ascii_alphanumeric();
+                let after = !whole_end || e >= b.len() || !b[e].is_ascii_alphanumeric();
+                before && after
+            })
+    }
+
+    /// Like [`Cues::matches`], with the index of the cue matched.
+    fn matches_with_id<'a>(
+        &'a self,
+        hay: &'a str,
+        whole_end: bool,
+    ) -> impl Iterator<Item = (usize, usize, usize)> + 'a {
+        let b = hay.as_bytes();
+        self.ac
+            .find_iter(hay)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .filter(move |&(s, e, _)| {
                 let before = s == 0 || !b[s - 1].is_ascii_alphanumeric();
                 let after = !whole_end || e >= b.len() || !b[e].is_ascii_alphanumeric();
                 before && after
@@ -631,17 +762,12 @@ static TRIGGER_STEMS: LazyLock<Cues> = LazyLock::new(|| {
     Cues::new(&words)
 });
 
-/// The trigger families whose stems start a word of `sent`.
+/// The trigger families whose stems start a word of `sent` (lower case).
 fn trigger_kinds(sent: &str) -> TriggerKinds {
     let mut kinds = 0;
-    for (s, e) in TRIGGER_STEMS.matches(sent, false) {
-        let stem = &sent[s..e];
-        if let Some((_, k)) = TRIGGER_STEM_KINDS
-            .iter()
-            .find(|(w, _)| w.eq_ignore_ascii_case(stem))
-        {
-            kinds |= k;
-        }
+    // The automaton's patterns are the stems in table order.
+    for (_, _, id) in TRIGGER_STEMS.matches_with_id(sent, false) {
+        kinds |= TRIGGER_STEM_KINDS[id].1;
     }
     kinds
 }
@@ -674,12 +800,46 @@ cues!(
     ]
 );
 
-fn word_set(words: &'static [&'static str]) -> HashSet<&'static str> {
+/// FNV-1a: the word sets below are asked about every capitalised word, and
+/// their keys are short, where this beats the default (DoS-resistant) hash.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type WordSet = HashSet<&'static str, std::hash::BuildHasherDefault<Fnv>>;
+
+fn word_set(words: &'static [&'static str]) -> WordSet {
     words.iter().copied().collect()
 }
-static TITLES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| word_set(TITLE_WORDS));
-static FUNCTIONS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| word_set(FUNCTION_WORDS));
-static NON_NAMES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| word_set(NON_NAME_WORDS));
+static TITLES: LazyLock<WordSet> = LazyLock::new(|| word_set(TITLE_WORDS));
+static FUNCTIONS: LazyLock<WordSet> = LazyLock::new(|| word_set(FUNCTION_WORDS));
+static NON_NAMES: LazyLock<WordSet> = LazyLock::new(|| word_set(NON_NAME_WORDS));
+
+/// The lower-case copy of `part`, a slice of `text`: `lower` is
+/// `text.to_ascii_lowercase()`, so the same byte range.
+fn lower_of<'a>(text: &str, lower: &'a str, part: &str) -> &'a str {
+    let at = part.as_ptr() as usize - text.as_ptr() as usize;
+    debug_assert!(at + part.len() <= text.len());
+    &lower[at..at + part.len()]
+}
 
 impl Extractor {
     /// Compiles the knowledge base into the extractor's dictionaries.
@@ -694,13 +854,18 @@ impl Extractor {
     pub fn extract(&self, doc: &Document) -> Extraction {
         let folded = Folded::new(&doc.text);
         let text = folded.text.as_str();
+        // The folded text is ASCII, so lower-casing is byte for byte: every
+        // rule that wants lower case slices this copy instead of allocating.
+        let lower = text.to_ascii_lowercase();
+        let lower = lower.as_str();
         let reference = doc.reference_date;
         let hits = self.lex.find(text);
-        let sentences = split_sentences(text, doc.title.as_deref());
+        let sentences = split_sentences(text, lower, doc.title.as_deref());
         let dateline = find_dateline(text, &self.lex);
 
-        let (mut actors, cities, kb_people) = self.classify_hits(text, &hits, dateline.as_ref());
-        let persons = self.find_persons(text, &hits, &kb_people, &sentences, &actors);
+        let (mut actors, cities, kb_people) =
+            self.classify_hits(text, lower, &hits, dateline.as_ref());
+        let persons = self.find_persons(text, lower, &hits, &kb_people, &sentences, &actors);
         for p in &persons {
             if let Some(code) = &p.affiliation {
                 actors.push(ActorMention {
@@ -716,16 +881,22 @@ impl Extractor {
             }
         }
         actors.sort_by_key(|a| a.start);
-        mark_roles(text, &mut actors);
-        let role_refs = self.role_references(text, &actors, &persons, reference);
+        mark_roles(lower, &mut actors);
+        let role_refs = self.role_references(text, lower, &actors, &persons, reference);
         // How often each side is named (places aside): counted once per document.
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for a in actors.iter().filter(|a| !a.place) {
             *counts.entry(a.code.as_str()).or_default() += 1;
         }
-        let dyad = pick_dyad(&counts);
-        let has_ceasefire = CEASEFIRE_RE.is_match(text);
+        let pairs = conflict_pairs(&counts);
+        let dyad = pick_dyad(&pairs);
+        // Whether the document speaks of a ceasefire at all: only "accused ...
+        // of" needs it, so it is read on first use.
+        let ceasefire_flag = std::cell::OnceCell::new();
+        let has_ceasefire = || *ceasefire_flag.get_or_init(|| CEASEFIRE_RE.is_match(lower));
 
+        // A digest of the name: once per document, not once per event.
+        let document_id = doc.id();
         let mut drafts: Vec<Draft> = Vec::new();
         for sentence in &sentences {
             if sentence.headline {
@@ -734,14 +905,16 @@ impl Extractor {
             self.sentence_events(
                 doc,
                 &folded,
+                &document_id,
+                lower,
                 sentence,
                 &actors,
                 &cities,
                 &persons,
                 &role_refs,
-                &counts,
+                &pairs,
                 dyad,
-                has_ceasefire,
+                &has_ceasefire,
                 dateline.as_ref(),
                 &mut drafts,
             );
@@ -775,6 +948,7 @@ impl Extractor {
     fn classify_hits(
         &self,
         text: &str,
+        lower: &str,
         hits: &[crate::lexicon::Hit],
         dateline: Option<&Dateline>,
     ) -> Classified {
@@ -830,7 +1004,7 @@ impl Extractor {
             let place = in_dateline
                 || match via {
                     Via::Capital => locative || city_added && followed_by_state(text, h.end),
-                    Via::Demonym => demonym_is_place(text, h.end),
+                    Via::Demonym => demonym_is_place(lower, h.end),
                     Via::Name | Via::Alias => locative && !text[..h.start].ends_with("with "),
                     Via::Seat => false,
                 };
@@ -840,7 +1014,7 @@ impl Extractor {
                 code,
                 via,
                 place,
-                target: is_target(text, h.start),
+                target: is_target(lower, h.start),
                 mediator: false,
                 from_person: false,
             });
@@ -868,6 +1042,7 @@ impl Extractor {
     fn find_persons(
         &self,
         text: &str,
+        lower: &str,
         hits: &[crate::lexicon::Hit],
         kb_people: &[(usize, usize, String)],
         sentences: &[Sentence],
@@ -877,7 +1052,7 @@ impl Extractor {
         let covered =
             |s: usize, e: usize, out: &Vec<Person>| out.iter().any(|p| s < p.end && p.start < e);
         for (s, e, id) in kb_people {
-            let (role, aff) = title_before(text, *s, actors, &self.lex);
+            let (role, aff) = title_before(text, lower, *s, actors);
             let country = self.lex.people.get(id).and_then(|p| p.1.clone());
             out.push(Person {
                 start: *s,
@@ -899,29 +1074,24 @@ impl Extractor {
             mask[h.start..h.end].iter_mut().for_each(|m| *m = true);
         }
         let is_blocked_span = |s: usize, e: usize| mask[s..e.max(s)].iter().any(|&m| m);
-        let title_case: Vec<bool> = sentences
-            .iter()
-            .map(|s| is_title_case(&text[s.start..s.end]))
-            .collect();
-        let runs = capital_runs(text);
+        // Whether each sentence is a Title Case headline: read when a run in
+        // it could be a name, at most once per sentence.
+        let mut title_case: Vec<Option<bool>> = vec![None; sentences.len()];
+        let runs = capital_runs(text, lower);
         for run in &runs {
             // Sentences are in text order: binary search, not a scan per run.
             let sentence_idx = sentences
                 .partition_point(|s| s.start <= run.start)
                 .checked_sub(1)
                 .filter(|&i| run.start < sentences[i].end);
-            let title_case_line = sentence_idx.is_some_and(|i| title_case[i]);
             let tokens = &run.tokens;
             // Strip leading titles, demonyms and function words.
             let mut first = 0;
             while first < tokens.len() {
                 let (ts, te) = tokens[first];
-                let word = text[ts..te].trim_end_matches('.').to_ascii_lowercase();
+                let word = &lower[ts..ts + text[ts..te].trim_end_matches('.').len()];
                 let is_blocked = is_blocked_span(ts, te);
-                if TITLES.contains(word.as_str())
-                    || FUNCTIONS.contains(word.as_str())
-                    || is_blocked
-                    || word.len() < 2
+                if TITLES.contains(word) || FUNCTIONS.contains(word) || is_blocked || word.len() < 2
                 {
                     first += 1;
                 } else {
@@ -931,9 +1101,9 @@ impl Extractor {
             let mut last = tokens.len();
             // Cut at the first blocked or non-name word after the start.
             for (i, &(ts, te)) in tokens.iter().enumerate().skip(first) {
-                let word = text[ts..te].to_ascii_lowercase();
+                let word = &lower[ts..te];
                 let is_blocked = is_blocked_span(ts, te);
-                if is_blocked || is_month_or_day(&word) {
+                if is_blocked || is_month_or_day(word) {
                     last = i;
                     break;
                 }
@@ -946,12 +1116,16 @@ impl Extractor {
             if covered(s, e, &out) {
                 continue;
             }
-            let words: Vec<String> = name_tokens
-                .iter()
-                .map(|&(a, b)| text[a..b].to_ascii_lowercase())
-                .collect();
+            let words: Vec<&str> = name_tokens.iter().map(|&(a, b)| &lower[a..b]).collect();
             let capitals = words.iter().filter(|w| !is_particle(w)).count();
-            if !(2..=5).contains(&capitals) || title_case_line {
+            let mut title_case_line = || {
+                sentence_idx.is_some_and(|i| {
+                    *title_case[i].get_or_insert_with(|| {
+                        is_title_case(&text[sentences[i].start..sentences[i].end])
+                    })
+                })
+            };
+            if !(2..=5).contains(&capitals) || title_case_line() {
                 continue;
             }
             if words
@@ -983,7 +1157,7 @@ impl Extractor {
             } else {
                 "name"
             };
-            let (role, aff) = title_before(text, s, actors, &self.lex);
+            let (role, aff) = title_before(text, lower, s, actors);
             out.push(Person {
                 start: s,
                 end,
@@ -996,6 +1170,13 @@ impl Extractor {
         }
         // Surnames of people named in full earlier (or known people).
         out.sort_by_key(|p| p.start);
+        // Full names (with a space) and their last words, for surnames below.
+        let full_names: Vec<(usize, &str, usize)> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.text.contains(' '))
+            .map(|(i, p)| (p.end, p.text.rsplit(' ').next().unwrap_or(""), i))
+            .collect();
         let mut extra = Vec::new();
         for run in &runs {
             for &(ts, te) in &run.tokens {
@@ -1015,24 +1196,19 @@ impl Extractor {
                 if word.len() < 3 || covered(ts, end, &out) || covered(ts, end, &extra) {
                     continue;
                 }
-                let lower = word.to_ascii_lowercase();
-                if FUNCTIONS.contains(lower.as_str()) || TITLES.contains(lower.as_str()) {
+                let lower_word = lower_of(text, lower, word);
+                if FUNCTIONS.contains(lower_word) || TITLES.contains(lower_word) {
                     continue;
                 }
                 // An earlier full name in this document ending with this word.
-                let earlier = out
+                let earlier = full_names
                     .iter()
-                    .filter(|p| p.end <= ts && p.text.contains(' '))
                     .rev()
-                    .find(|p| {
-                        p.text
-                            .rsplit(' ')
-                            .next()
-                            .is_some_and(|last| last.eq_ignore_ascii_case(word))
-                    });
+                    .find(|(end, last, _)| *end <= ts && last.eq_ignore_ascii_case(word))
+                    .map(|&(_, _, i)| &out[i]);
                 let (kb_id, affiliation) = if let Some(p) = earlier {
                     (p.kb_id.clone(), p.affiliation.clone())
-                } else if let Some(ids) = self.lex.surnames.get(&lower) {
+                } else if let Some(ids) = self.lex.surnames.get(lower_word) {
                     if ids.len() != 1 || is_blocked_span(ts, end) {
                         continue;
                     }
@@ -1045,7 +1221,7 @@ impl Extractor {
                 if earlier.is_none() && kb_id.is_none() {
                     continue;
                 }
-                let (role, _) = title_before(text, ts, actors, &self.lex);
+                let (role, _) = title_before(text, lower, ts, actors);
                 extra.push(Person {
                     start: ts,
                     end,
@@ -1069,6 +1245,7 @@ impl Extractor {
     fn role_references(
         &self,
         text: &str,
+        lower: &str,
         actors: &[ActorMention],
         persons: &[Person],
         reference: Option<NaiveDate>,
@@ -1092,11 +1269,7 @@ impl Extractor {
             {
                 continue;
             }
-            if text[..a.start]
-                .trim_end()
-                .to_ascii_lowercase()
-                .ends_with("former")
-            {
+            if lower[..a.start].trim_end().ends_with("former") {
                 continue;
             }
             if let Some(p) = self.holder(phrase, &a.code, day, a.start, end) {
@@ -1104,7 +1277,7 @@ impl Extractor {
             }
         }
         // "the foreign minister of Ukraine".
-        for c in ROLE_OF_RE.captures_iter(text) {
+        for c in ROLE_OF_RE.captures_iter(lower) {
             let (m, of) = (c.get(0).unwrap(), c.name("of").unwrap());
             let Some(a) = actors
                 .iter()
@@ -1112,7 +1285,7 @@ impl Extractor {
             else {
                 continue;
             };
-            let phrase = c.name("role").unwrap().as_str();
+            let phrase = &text[c.name("role").unwrap().range()];
             if out
                 .iter()
                 .any(|p: &Person| p.start <= m.start() && m.start() < p.end)
@@ -1158,28 +1331,30 @@ impl Extractor {
         &self,
         doc: &Document,
         folded: &Folded,
+        document_id: &str,
+        lower_doc: &str,
         sentence: &Sentence,
         actors: &[ActorMention],
         cities: &[CityMention],
         persons: &[Person],
         role_refs: &[Person],
-        counts: &HashMap<&str, usize>,
+        pairs: &[ConflictPair],
         dyad: Option<(&'static str, &'static str)>,
-        has_ceasefire: bool,
+        has_ceasefire: &dyn Fn() -> bool,
         dateline: Option<&Dateline>,
         drafts: &mut Vec<Draft>,
     ) {
         let text = &folded.text;
         let (ss, se) = (sentence.start, sentence.end);
         let sent = &text[ss..se];
+        let lower = &lower_doc[ss..se];
         // Most sentences have no trigger word: one automaton pass rules them
         // out, and tells which families' expressions are worth running.
-        let kinds = trigger_kinds(sent);
+        let kinds = trigger_kinds(lower);
         if kinds == 0 {
             return;
         }
-        let lower = sent.to_ascii_lowercase();
-        let mut triggers = find_triggers(sent, ss, has_ceasefire, kinds);
+        let mut triggers = find_triggers(sent, lower, ss, has_ceasefire, kinds);
         if triggers.is_empty() {
             return;
         }
@@ -1191,33 +1366,44 @@ impl Extractor {
                 .iter()
                 .any(|w| l.starts_with(w))
         };
-        if opens_conditional || BACKGROUND_RE.is_match(sent) {
+        if opens_conditional || BACKGROUND_WORDS.ac.is_match(lower) && BACKGROUND_RE.is_match(lower)
+        {
             return;
         }
+        // Clause bounds of a span, asked several times per trigger: remembered.
+        let clause_memo: std::cell::RefCell<Vec<(Span, Span)>> = Default::default();
+        let bounds = |ts: usize, te: usize| {
+            if let Some(&(_, b)) = clause_memo.borrow().iter().find(|(k, _)| *k == (ts, te)) {
+                return b;
+            }
+            let b = clause_bounds(lower_doc, ss, se, ts, te);
+            clause_memo.borrow_mut().push(((ts, te), b));
+            b
+        };
         // Violations and ends absorb the ceasefire word they talk about.
         let has_violation = triggers
             .iter()
             .any(|t| matches!(t.kind, TriggerKind::Violation | TriggerKind::Ended));
         triggers.retain(|t| {
-            let (cs, ce) = clause_bounds(text, ss, se, t.start, t.end);
-            let before = text[cs..t.start].to_ascii_lowercase();
-            let clause = text[cs..ce].to_ascii_lowercase();
+            let (cs, ce) = bounds(t.start, t.end);
+            let before = &lower_doc[cs..t.start];
+            let clause = &lower_doc[cs..ce];
             let original_clause = &text[cs..ce];
             if *DEBUG {
                 eprintln!(
                     "  cand {:?} {:?} neg={} hyp={} topic={}",
                     t.kind,
                     &text[t.start..t.end],
-                    negated(&before, t.kind),
-                    hypothetical(&before, &clause, t),
-                    t.kind == TriggerKind::Ceasefire && is_topic(text, ss, t.start)
+                    negated(before, t.kind),
+                    hypothetical(before, clause, t),
+                    t.kind == TriggerKind::Ceasefire && is_topic(lower_doc, ss, t.start)
                 );
             }
-            !(negated(&before, t.kind)
-                || hypothetical(&before, &clause, t)
+            !(negated(before, t.kind)
+                || hypothetical(before, clause, t)
                 || has_word(original_clause, "may")
                 || (has_violation && t.kind == TriggerKind::Ceasefire)
-                || (t.kind == TriggerKind::Ceasefire && is_topic(text, ss, t.start)))
+                || (t.kind == TriggerKind::Ceasefire && is_topic(lower_doc, ss, t.start)))
         });
         if triggers.is_empty() {
             return;
@@ -1259,11 +1445,30 @@ impl Extractor {
             }
         }
         // Who reports the news is not a side of it (", the Turkish ministry said").
-        let speaker_spans: Vec<(usize, usize)> = SPEAKER_RE
-            .captures_iter(sent)
-            .filter_map(|c| c.name("sp").or_else(|| c.name("acc")))
-            .map(|m| (ss + m.start(), ss + m.end()))
-            .collect();
+        // (Its expression needs a verb of saying: most sentences have none.)
+        let speaker_spans: Vec<(usize, usize)> = if SPEECH_WORDS.ac.is_match(lower) {
+            SPEAKER_RE
+                .captures_iter(lower)
+                .filter_map(|c| c.name("sp").or_else(|| c.name("acc")))
+                .map(|m| (ss + m.start(), ss + m.end()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Who the sentence attributes its claim to: the same for each trigger,
+        // read when the first event is written.
+        let attribution_cell = std::cell::OnceCell::new();
+        let attributed = || {
+            attribution_cell
+                .get_or_init(|| {
+                    if SPEECH_WORDS.ac.is_match(lower) {
+                        attribution(text, lower, ss, se, persons, actors)
+                    } else {
+                        None
+                    }
+                })
+                .clone()
+        };
         let sent_actors: Vec<&ActorMention> = actors
             .iter()
             .filter(|a| a.start >= ss && a.end <= se && !a.place && !a.target)
@@ -1274,12 +1479,13 @@ impl Extractor {
             })
             .collect();
         let dates = find_dates(sent, doc.reference_date);
-        let sentence_scope = scopes(sent);
+        let sentence_scope = scopes(lower);
+        let modality = std::cell::OnceCell::new();
         let first_trigger = triggers[0].start;
-        let dyad = sentence_dyad(&sent_actors, counts).or(dyad);
+        let dyad = sentence_dyad(&sent_actors, pairs).or(dyad);
 
         for (ti, t) in triggers.iter().enumerate() {
-            let (_, clause_end) = clause_bounds(text, ss, se, t.start, t.end);
+            let (clause_start, clause_end) = bounds(t.start, t.end);
             let region_end = clause_end.max(t.end);
             // Actors for this trigger: those before the first trigger (the
             // subject), and those nearest to it within its clause.
@@ -1304,21 +1510,20 @@ impl Extractor {
                     })
                 })
                 .collect();
-            let before = text[ss.max(clause_bounds(text, ss, se, t.start, t.end).0)..t.start]
-                .to_ascii_lowercase();
+            let before = &lower_doc[ss.max(clause_start)..t.start];
             let window_after = &text[t.end..(t.end + 40).min(se)];
-            let mut tense = tense_of(&before, &text[t.start..t.end], &lower);
+            let mut tense = tense_of(before, &lower_doc[t.start..t.end], lower);
             // "Talks ... will resume", "the meeting is scheduled for": cues after the trigger.
-            if tense != Tense::Future && nearest_cue(&before, &PAST_SET).is_none() {
+            if tense != Tense::Future && nearest_cue(before, &PAST_SET).is_none() {
                 let mut w = (t.end + 70).min(clause_end.max(t.end));
                 while !text.is_char_boundary(w) {
                     w -= 1;
                 }
-                if AFTER_FUTURE.any(&text[t.end..w]) {
+                if AFTER_FUTURE.any(&lower_doc[t.end..w]) {
                     tense = Tense::Future;
                 }
             }
-            let date = pick_date(&dates, ss, t, sent, tense, doc.reference_date);
+            let date = pick_date(&dates, ss, t, lower, tense, doc.reference_date);
             let (event_date, anchor_offset, dated) = match &date {
                 Some((m, declared)) => {
                     let offset = match m.kind {
@@ -1326,10 +1531,10 @@ impl Extractor {
                         _ => None,
                     };
                     // Weekdays take the tense of their own clause ("talks ... on Tuesday").
-                    let (ds, _) = clause_bounds(text, ss, se, ss + m.start, ss + m.end);
-                    let date_before = text[ds..ss + m.start].to_ascii_lowercase();
+                    let (ds, _) = bounds(ss + m.start, ss + m.end);
+                    let date_before = &lower_doc[ds..ss + m.start];
                     let date_tense = if ds >= t.end || t.start >= ss + m.start {
-                        tense_of(&date_before, "", &lower)
+                        tense_of(date_before, "", lower)
                     } else {
                         tense
                     };
@@ -1342,9 +1547,6 @@ impl Extractor {
                 None => (EventDate::default(), None, false),
             };
             let venue_city = venue_in(cities, ss, se, t);
-            let scope = sentence_scope.clone();
-            let modality = modality_of(&lower, t);
-            let attribution = attribution(text, ss, se, persons, actors);
             let participants: Vec<&Person> = persons
                 .iter()
                 .chain(role_refs)
@@ -1389,10 +1591,10 @@ impl Extractor {
                     }
                 }
                 TriggerKind::Ceasefire => {
-                    let near_before = tail(&before, 80);
-                    let near_after = window_after.to_ascii_lowercase();
-                    let propose = nearest_cue(&near_before, &PROPOSE_SET);
-                    let agree = nearest_cue(&near_before, &AGREE_SET);
+                    let near_before = tail(before, 80);
+                    let near_after = &lower_doc[t.end..t.end + window_after.len()];
+                    let propose = nearest_cue(near_before, &PROPOSE_SET);
+                    let agree = nearest_cue(near_before, &AGREE_SET);
                     let agree_after = AGREE_CUES
                         .iter()
                         .filter(|c| c.len() > 4)
@@ -1572,22 +1774,23 @@ impl Extractor {
                     })
                     .collect(),
                 scope: if is_ceasefire || t.kind == TriggerKind::Talks {
-                    scope.clone()
+                    sentence_scope.clone()
                 } else {
                     Vec::new()
                 },
+                // The same for every trigger of the sentence: read once.
                 modality: if t.kind == TriggerKind::Talks {
-                    modality
+                    *modality.get_or_init(|| modality_of(lower, t))
                 } else {
                     Modality::Unspecified
                 },
                 evidence: vec![Evidence {
-                    document_id: doc.id(),
+                    document_id: document_id.to_owned(),
                     document_name: doc.name.clone(),
                     text: evidence_text,
                     start: cs,
                     end: ce,
-                    attributed_to: attribution.clone(),
+                    attributed_to: attributed(),
                     attributed_to_id: None,
                 }],
                 version: 0,
@@ -1769,13 +1972,12 @@ fn dist(pos: usize, t: &Trigger) -> usize {
     }
 }
 
-fn tail(s: &str, n: usize) -> String {
-    let start = s.len().saturating_sub(n);
-    let mut start = start;
+fn tail(s: &str, n: usize) -> &str {
+    let mut start = s.len().saturating_sub(n);
     while !s.is_char_boundary(start) {
         start += 1;
     }
-    s[start..].to_owned()
+    &s[start..]
 }
 
 fn char_text(doc: &Document, folded: &Folded, start: usize, end: usize) -> String {
@@ -1838,9 +2040,14 @@ fn negated(before: &str, kind: TriggerKind) -> bool {
 
 /// Hopes, conditions and possibilities are not events.
 fn hypothetical(before: &str, clause: &str, t: &Trigger) -> bool {
-    let words: Vec<&str> = before.split_whitespace().collect();
-    let near = words[words.len().saturating_sub(4)..].join(" ");
-    if has_word(&near, "any") || has_word(&near, "potential") || has_word(&near, "possible") {
+    // The last four words: a cue word cannot span two of them, so each is
+    // checked on its own.
+    if before
+        .split_whitespace()
+        .rev()
+        .take(4)
+        .any(|w| has_word(w, "any") || has_word(w, "potential") || has_word(w, "possible"))
+    {
         return true;
     }
     let _ = t;
@@ -1848,10 +2055,9 @@ fn hypothetical(before: &str, clause: &str, t: &Trigger) -> bool {
 }
 
 /// A ceasefire that is the subject of talks ("talks on the partial ceasefire").
-fn is_topic(text: &str, sentence_start: usize, trigger_start: usize) -> bool {
-    let before = &text[sentence_start..trigger_start];
-    let lower = before.to_ascii_lowercase();
-    let Some(talk) = TALKS_RE.find_iter(&lower).last() else {
+fn is_topic(lower: &str, sentence_start: usize, trigger_start: usize) -> bool {
+    let lower = &lower[sentence_start..trigger_start];
+    let Some(talk) = TALKS_RE.find_iter(lower).last() else {
         return false;
     };
     let gap = &lower[talk.end()..];
@@ -1869,7 +2075,7 @@ fn is_topic(text: &str, sentence_start: usize, trigger_start: usize) -> bool {
 }
 
 /// The clause a trigger belongs to: from the last clause break before it to
-/// the first after it.
+/// the first after it (`text` in lower case).
 fn clause_bounds(text: &str, ss: usize, se: usize, ts: usize, te: usize) -> (usize, usize) {
     const BREAKS: &[&str] = &[
         ", who ",
@@ -1912,7 +2118,8 @@ fn clause_bounds(text: &str, ss: usize, se: usize, ts: usize, te: usize) -> (usi
 
 /// Tense of a trigger from the cues before it in its clause.
 fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
-    let t = trigger.to_ascii_lowercase();
+    // `before`, `trigger` and `sentence` are lower case.
+    let t = trigger;
     if t.starts_with("met")
         || t.starts_with("spoke")
         || t.starts_with("talked")
@@ -1959,7 +2166,7 @@ fn pick_date(
     dates: &[DateMention],
     ss: usize,
     t: &Trigger,
-    sentence: &str,
+    lower: &str,
     _tense: Tense,
     _reference: Option<NaiveDate>,
 ) -> Option<(DateMention, bool)> {
@@ -1969,8 +2176,7 @@ fn pick_date(
         .iter()
         .filter(|d| {
             // "starting Monday" of a demanded ceasefire is when it would start, still its date.
-            let prefix = sentence[..d.start].to_ascii_lowercase();
-            !prefix.trim_end().ends_with("since")
+            !lower[..d.start].trim_end().ends_with("since")
         })
         .collect();
     let best = usable.iter().min_by_key(|d| {
@@ -2059,14 +2265,11 @@ fn scopes(sentence: &str) -> Vec<Scope> {
         Cues::new(&words)
     });
     let mut out: Vec<Scope> = Vec::new();
-    for (s, e) in CUES.matches(sentence, true) {
-        let word = &sentence[s..e];
-        if let Some((_, scope)) = SCOPE_WORDS
-            .iter()
-            .find(|(w, _)| w.eq_ignore_ascii_case(word))
-            && !out.contains(scope)
-        {
-            out.push(*scope);
+    // The automaton's patterns are the keywords in table order.
+    for (_, _, id) in CUES.matches_with_id(sentence, true) {
+        let scope = SCOPE_WORDS[id].1;
+        if !out.contains(&scope) {
+            out.push(scope);
         }
     }
     out.sort();
@@ -2110,16 +2313,21 @@ fn modality_of(lower: &str, t: &Trigger) -> Modality {
 /// Who the sentence attributes its claim to.
 fn attribution(
     text: &str,
+    lower: &str,
     ss: usize,
     se: usize,
     persons: &[Person],
     actors: &[ActorMention],
 ) -> Option<String> {
     let sent = &text[ss..se];
-    for m in SPEECH_RE.find_iter(sent) {
+    // `lower` is the sentence in lower case.
+    for m in SPEECH_RE.find_iter(lower) {
         let verb_start = ss + m.start();
         let verb_end = ss + m.end();
-        if m.as_str().to_ascii_lowercase().starts_with("according") {
+        if sent[m.range()]
+            .to_ascii_lowercase()
+            .starts_with("according")
+        {
             // "according to the Kremlin", "according to U.S. Envoy Steve Witkoff"
             let p = persons
                 .iter()
@@ -2196,19 +2404,20 @@ fn between_parties(text: &str, t: &Trigger, actors: &[&ActorMention]) -> Option<
 /// Finds trigger words in a sentence (offsets made absolute with `base`).
 fn find_triggers(
     sent: &str,
+    lower: &str,
     base: usize,
-    has_ceasefire: bool,
+    has_ceasefire: &dyn Fn() -> bool,
     kinds: TriggerKinds,
 ) -> Vec<Trigger> {
     let mut out = Vec::new();
     let talks = if kinds & K_TALKS != 0 {
-        TALKS_RE.captures_iter(sent).collect()
+        TALKS_RE.captures_iter(lower).collect()
     } else {
         Vec::new()
     };
     for c in talks {
         let w = c.name("w").unwrap();
-        let word = w.as_str().to_ascii_lowercase();
+        let word = &lower[w.start()..w.end()];
         // "would call" must be followed by someone.
         if word.ends_with(" call")
             && (word.starts_with("will") || word.starts_with("would") || word.starts_with("to"))
@@ -2218,7 +2427,7 @@ fn find_triggers(
                 continue;
             }
         }
-        let before = sent[..w.start()].to_ascii_lowercase();
+        let before = &lower[..w.start()];
         let anaphoric = c.name("anaph").is_some()
             || before.trim_end().ends_with("the")
             || word.ends_with(" round") && !word.contains("of");
@@ -2237,8 +2446,8 @@ fn find_triggers(
     // it can only add participants to talks reported elsewhere.
     if out.is_empty()
         && kinds & K_ROSTER != 0
-        && let Some(m) = ROSTER_RE.find(sent)
-        && ROSTER_VERB_RE.is_match(sent)
+        && let Some(m) = ROSTER_RE.find(lower)
+        && ROSTER_VERB_RE.is_match(lower)
     {
         out.push(Trigger {
             kind: TriggerKind::Talks,
@@ -2251,7 +2460,7 @@ fn find_triggers(
         });
     }
     let ceasefires = if kinds & K_CEASEFIRE != 0 {
-        CEASEFIRE_RE.captures_iter(sent).collect()
+        CEASEFIRE_RE.captures_iter(lower).collect()
     } else {
         Vec::new()
     };
@@ -2267,9 +2476,8 @@ fn find_triggers(
             roster: false,
         });
     }
-    let lower = sent.to_ascii_lowercase();
     let agreements = if kinds & K_AGREEMENT != 0 {
-        AGREEMENT_RE.captures_iter(sent).collect()
+        AGREEMENT_RE.captures_iter(lower).collect()
     } else {
         Vec::new()
     };
@@ -2280,7 +2488,7 @@ fn find_triggers(
             let b = before.trim_end();
             if b.ends_with("under the")
                 || b.ends_with("under a")
-                || b.ends_with("in") && noun.as_str().eq_ignore_ascii_case("exchange")
+                || b.ends_with("in") && sent[noun.range()].eq_ignore_ascii_case("exchange")
             {
                 continue;
             }
@@ -2295,7 +2503,7 @@ fn find_triggers(
             while !sent.is_char_boundary(we) {
                 we -= 1;
             }
-            if !COMPLETION_RE.is_match(&sent[ws..we]) {
+            if !COMPLETION_RE.is_match(&lower[ws..we]) {
                 continue;
             }
             // "the deal" alone with "approved" is the same deal; keep it, the
@@ -2316,13 +2524,13 @@ fn find_triggers(
         });
     }
     let violations = if kinds & K_VIOLATION != 0 {
-        VIOLATION_RE.find_iter(sent).collect()
+        VIOLATION_RE.find_iter(lower).collect()
     } else {
         Vec::new()
     };
     for m in violations {
-        let word = m.as_str().to_ascii_lowercase();
-        if word.starts_with("accus") && !(has_ceasefire && ATTACK_RE.is_match(sent)) {
+        let word = &lower[m.start()..m.end()];
+        if word.starts_with("accus") && !(has_ceasefire() && ATTACK_RE.is_match(lower)) {
             continue;
         }
         out.push(Trigger {
@@ -2335,8 +2543,8 @@ fn find_triggers(
             roster: false,
         });
     }
-    let ends = if kinds & K_ENDED != 0 {
-        ENDED_RE.find_iter(sent).collect()
+    let ends = if kinds & K_ENDED != 0 && ended_possible(lower) {
+        ENDED_RE.find_iter(lower).collect()
     } else {
         Vec::new()
     };
@@ -2420,8 +2628,8 @@ fn followed_by_state(text: &str, end: usize) -> bool {
 }
 
 /// "the Egyptian resort of", "the Saudi port city": a demonym naming a place.
-fn demonym_is_place(text: &str, end: usize) -> bool {
-    let after = text[end..].trim_start().to_ascii_lowercase();
+fn demonym_is_place(lower: &str, end: usize) -> bool {
+    let after = lower[end..].trim_start();
     let next = after
         .split(|c: char| !c.is_ascii_alphabetic())
         .find(|w| !w.is_empty())
@@ -2455,14 +2663,13 @@ fn demonym_is_place(text: &str, end: usize) -> bool {
 }
 
 /// The object of strikes or attacks, not a side of the ceasefire.
-fn is_target(text: &str, start: usize) -> bool {
+fn is_target(lower: &str, start: usize) -> bool {
     let begin = start.saturating_sub(40);
     let mut b = begin;
-    while !text.is_char_boundary(b) {
+    while !lower.is_char_boundary(b) {
         b += 1;
     }
-    let before = text[b..start].to_ascii_lowercase();
-    let before = before.trim_end();
+    let before = lower[b..start].trim_end();
     [
         "attacks on",
         "strikes on",
@@ -2484,8 +2691,7 @@ fn is_target(text: &str, start: usize) -> bool {
 /// Marks hosts and mediators: "hosted by X", "brokered by X, Y and Z",
 /// "X, which hosted", "ask X to host", "the Saudi hosts".
 #[allow(clippy::needless_range_loop)] // reads neighbours' offsets while marking one
-fn mark_roles(text: &str, actors: &mut [ActorMention]) {
-    let lower = text.to_ascii_lowercase();
+fn mark_roles(lower: &str, actors: &mut [ActorMention]) {
     for i in 0..actors.len() {
         let (s, e) = (actors[i].start, actors[i].end);
         let mut b = s.saturating_sub(80);
@@ -2571,31 +2777,39 @@ fn mark_roles(text: &str, actors: &mut [ActorMention]) {
     }
 }
 
+/// A known conflict pair with both sides named in the document, and how
+/// often they are named together.
+type ConflictPair = (&'static str, &'static str, usize);
+
+/// The known conflict pairs (in [`CONFLICTS`] order) whose two sides the
+/// document names: computed once, then each sentence only checks its actors.
+fn conflict_pairs(counts: &HashMap<&str, usize>) -> Vec<ConflictPair> {
+    CONFLICTS
+        .iter()
+        .filter_map(|&(x, y)| Some((x, y, counts.get(x)? + counts.get(y)?)))
+        .collect()
+}
+
 /// The conflict pair a sentence is about: both sides named in it first, then
 /// one side named in it (the pair best represented in the document).
 fn sentence_dyad(
     sent_actors: &[&ActorMention],
-    counts: &HashMap<&str, usize>,
+    pairs: &[ConflictPair],
 ) -> Option<(&'static str, &'static str)> {
-    let here: HashSet<&str> = sent_actors.iter().map(|a| a.code.as_str()).collect();
-    CONFLICTS
+    let here = |code: &str| sent_actors.iter().any(|a| a.code == code);
+    pairs
         .iter()
-        .filter(|(x, y)| here.contains(x) || here.contains(y))
-        .filter(|(x, y)| counts.contains_key(x) && counts.contains_key(y))
-        .max_by_key(|(x, y)| {
-            let both = here.contains(x) && here.contains(y);
-            (both, counts[x] + counts[y])
-        })
-        .copied()
+        .filter(|(x, y, _)| here(x) || here(y))
+        .max_by_key(|(x, y, n)| (here(x) && here(y), *n))
+        .map(|&(x, y, _)| (x, y))
 }
 
 /// The most mentioned known conflict pair with both sides in the document.
-fn pick_dyad(counts: &HashMap<&str, usize>) -> Option<(&'static str, &'static str)> {
-    CONFLICTS
+fn pick_dyad(pairs: &[ConflictPair]) -> Option<(&'static str, &'static str)> {
+    pairs
         .iter()
-        .filter(|(x, y)| counts.contains_key(x) && counts.contains_key(y))
-        .max_by_key(|(x, y)| counts[x] + counts[y])
-        .copied()
+        .max_by_key(|(_, _, n)| *n)
+        .map(|&(x, y, _)| (x, y))
 }
 
 /// A leading "CITY, Country —" dateline.
@@ -2610,7 +2824,7 @@ fn find_dateline(text: &str, lex: &Lexicon) -> Option<Dateline> {
     let mut offset = 0;
     for para in text.split("\n\n").take(4) {
         if let Some(c) = DATELINE_RE.captures(para) {
-            let city = c.name("city").unwrap().as_str().trim();
+            let city = para[c.name("city").unwrap().range()].trim();
             let hits = lex.find(&title_case_word(city));
             for h in hits {
                 for e in &lex.entries[h.pattern] {
@@ -2645,7 +2859,7 @@ fn title_case_word(s: &str) -> String {
 
 /// Sentences of the folded text; the first paragraph is the headline when it
 /// matches the title.
-fn split_sentences(text: &str, title: Option<&str>) -> Vec<Sentence> {
+fn split_sentences(text: &str, lower: &str, title: Option<&str>) -> Vec<Sentence> {
     const ABBREV: &[&str] = &[
         "mr", "mrs", "ms", "dr", "st", "gen", "lt", "col", "sen", "rep", "gov", "prof", "jr", "sr",
         "no", "vs", "inc", "ltd", "co", "a.m", "p.m", "jan", "feb", "aug", "sept", "sep", "oct",
@@ -2692,9 +2906,9 @@ fn split_sentences(text: &str, title: Option<&str>) -> Vec<Sentence> {
                     let word_start = text[p_start..i]
                         .rfind([' ', '(', '"'])
                         .map_or(p_start, |k| p_start + k + 1);
-                    let word = text[word_start..i].to_ascii_lowercase();
+                    let word = &lower[word_start..i];
                     let single = word.len() == 1 && word.chars().all(|c| c.is_ascii_alphabetic());
-                    if ABBREV.contains(&word.as_str()) || single {
+                    if ABBREV.contains(&word) || single {
                         // "U.S. The" ends a sentence only before a typical opener.
                         let next_word: String = text[j..p_end]
                             .trim_start()
@@ -2819,7 +3033,7 @@ fn is_month_or_day(w: &str) -> bool {
 }
 
 /// Maximal runs of capitalised words (names, titles, places) separated only by spaces.
-fn capital_runs(text: &str) -> Vec<Run> {
+fn capital_runs(text: &str, lower_text: &str) -> Vec<Run> {
     let bytes = text.as_bytes();
     let mut runs = Vec::new();
     let mut current: Option<Run> = None;
@@ -2846,7 +3060,7 @@ fn capital_runs(text: &str) -> Vec<Run> {
             i = end;
         }
         let word = &text[start..end];
-        let lower = word.to_ascii_lowercase();
+        let lower = &lower_text[start..end];
         let cap = word.starts_with(|c: char| c.is_ascii_uppercase())
             || lower.starts_with("al-")
                 && word.len() > 3
@@ -2854,7 +3068,7 @@ fn capital_runs(text: &str) -> Vec<Run> {
             || lower.starts_with("el-")
                 && word.len() > 3
                 && word.as_bytes()[3].is_ascii_uppercase();
-        let particle = is_particle(&lower) && !word.starts_with(|c: char| c.is_ascii_uppercase());
+        let particle = is_particle(lower) && !word.starts_with(|c: char| c.is_ascii_uppercase());
         // Only single spaces join words into a run.
         let joined = current.as_ref().is_some_and(|r| {
             let last_end = r.tokens.last().unwrap().1;
@@ -2882,9 +3096,7 @@ fn capital_runs(text: &str) -> Vec<Run> {
     // Trailing particles are not part of a name.
     for r in &mut runs {
         while r.tokens.len() > 1
-            && is_particle(
-                &text[r.tokens.last().unwrap().0..r.tokens.last().unwrap().1].to_ascii_lowercase(),
-            )
+            && is_particle(&lower_text[r.tokens.last().unwrap().0..r.tokens.last().unwrap().1])
         {
             r.tokens.pop();
         }
@@ -2894,18 +3106,22 @@ fn capital_runs(text: &str) -> Vec<Run> {
 
 /// More than 60% of five or more words capitalised: a Title Case headline.
 fn is_title_case(sentence: &str) -> bool {
-    let words: Vec<&str> = sentence
-        .split_whitespace()
-        .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
-        .collect();
-    if words.len() < 5 {
-        return false;
+    // Words split at white space (the text is ASCII, where these bytes are
+    // all of `char::is_whitespace`); only a word's first byte matters.
+    let (mut words, mut caps) = (0, 0);
+    let mut at_start = true;
+    for &b in sentence.as_bytes() {
+        if matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+            at_start = true;
+        } else if at_start {
+            at_start = false;
+            if b.is_ascii_alphabetic() {
+                words += 1;
+                caps += usize::from(b.is_ascii_uppercase());
+            }
+        }
     }
-    let caps = words
-        .iter()
-        .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
-        .count();
-    caps * 10 > words.len() * 7
+    words >= 5 && caps * 10 > words * 7
 }
 
 fn byline_before(text: &str, start: usize) -> bool {
@@ -2921,34 +3137,28 @@ fn byline_before(text: &str, start: usize) -> bool {
 /// ("Ukrainian Foreign Minister", "Russia's team was led by presidential aide").
 fn title_before(
     text: &str,
+    lower: &str,
     start: usize,
     actors: &[ActorMention],
-    lex: &Lexicon,
 ) -> (Option<String>, Option<String>) {
-    let _ = lex;
     let line_start = text[..start]
         .rfind(['\n', ',', ';', '(', '"'])
         .map_or(0, |i| i + 1);
     let mut span_start = start;
     // Walk back over title words, demonyms and "of".
     let prefix = &text[line_start..start];
-    let words: Vec<(usize, &str)> = prefix
-        .split(' ')
-        .scan(line_start, |pos, w| {
-            let s = *pos;
-            *pos += w.len() + 1;
-            Some((s, w))
-        })
-        .filter(|(_, w)| !w.is_empty())
-        .collect();
-    for (ws, w) in words.iter().rev() {
-        let lw = w
-            .trim_end_matches("'s")
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
-        let is_actor = actors.iter().any(|a| a.start == *ws && !a.from_person);
-        if TITLES.contains(lw.as_str()) || is_actor || lw == "u.s" || lw == "s" {
-            span_start = *ws;
+    // Words separated by single spaces, from the last one back.
+    let mut word_end = start;
+    for w in prefix.rsplit(' ') {
+        let ws = word_end - w.len();
+        word_end = ws.saturating_sub(1);
+        if w.is_empty() {
+            continue;
+        }
+        let lw = lower_of(text, lower, w.trim_end_matches("'s").trim_end_matches('.'));
+        let is_actor = actors.iter().any(|a| a.start == ws && !a.from_person);
+        if TITLES.contains(lw) || is_actor || lw == "u.s" || lw == "s" {
+            span_start = ws;
         } else {
             break;
         }
@@ -2958,10 +3168,10 @@ fn title_before(
     let role = title_text
         .split(' ')
         .any(|w| {
-            let w = w.trim_end_matches("'s").to_ascii_lowercase();
-            TITLES.contains(w.as_str())
+            let w = lower_of(text, lower, w.trim_end_matches("'s"));
+            TITLES.contains(w)
                 && !matches!(
-                    w.as_str(),
+                    w,
                     "the" | "of" | "his" | "her" | "u.s." | "u.s" | "us" | "un" | "eu" | "uk"
                 )
         })
@@ -2976,7 +3186,7 @@ fn title_before(
         while !text.is_char_boundary(b) {
             b += 1;
         }
-        let window = text[b..start].to_ascii_lowercase();
+        let window = &lower[b..start];
         if let Some(i) = window.rfind("led by").or_else(|| window.rfind("headed by")) {
             let abs = b + i;
             affiliation = actors
@@ -3077,7 +3287,6 @@ fn finish_document(
             continue;
         }
         // Same event told twice in one document: merge.
-        let codes = d.event.party_codes();
         let target = events.iter_mut().rev().find(|e| {
             let same_family = e.event.event_type.family() == d.event.event_type.family()
                 && (e.event.event_type == d.event.event_type
@@ -3092,7 +3301,9 @@ fn finish_document(
                 }
                 _ => true,
             };
-            (same_family || agreement_into_ceasefire) && e.event.party_codes() == codes && dates_ok
+            (same_family || agreement_into_ceasefire)
+                && same_party_set(&e.event.parties, &d.event.parties)
+                && dates_ok
         });
         if let Some(prev) = target {
             if d.event.event_type == EventType::CeasefireAgreed
@@ -3166,44 +3377,57 @@ fn finish_document(
             merge_participants(&mut events[i].event, &d.event);
         }
     }
-    let snapshot: Vec<TalksEvent> = events.iter().map(|d| d.event.clone()).collect();
-    for d in events.iter_mut() {
-        let e = &mut d.event;
-        // Talks on the same day with a shared side share a venue ("separate meetings").
-        if e.venue.city.is_none()
-            && e.event_type.family() == EventFamily::Talks
-            && let Some(v) = snapshot.iter().find(|o| {
-                o.event_type.family() == EventFamily::Talks
-                    && o.venue.city.is_some()
-                    && o.date.date.is_some()
-                    && o.date.date == e.date.date
-                    && o.parties
-                        .iter()
-                        .any(|p| e.parties.iter().any(|q| q.code == p.code))
-            })
-        {
-            e.venue = v.venue.clone();
-        }
-        // Agreements and ceasefires reached at talks inherit their hosts and venue.
-        if matches!(
-            e.event_type,
-            EventType::AgreementReached | EventType::CeasefireAgreed
-        ) {
-            let codes = e.party_codes();
-            if let Some(talks) = snapshot
-                .iter()
-                .find(|o| o.event_type == EventType::TalksHeld && o.party_codes() == codes)
+    // Venues and mediators passed between events read the events as they
+    // were before this pass: first work out what each event takes (cloning
+    // only what it takes), then apply.
+    let taken: Vec<(Option<Venue>, Option<Vec<Actor>>)> = events
+        .iter()
+        .map(|d| {
+            let e = &d.event;
+            let mut venue: Option<Venue> = None;
+            let mut mediators: Option<Vec<Actor>> = None;
+            // Talks on the same day with a shared side share a venue ("separate meetings").
+            if e.venue.city.is_none()
+                && e.event_type.family() == EventFamily::Talks
+                && let Some(v) = events.iter().map(|o| &o.event).find(|o| {
+                    o.event_type.family() == EventFamily::Talks
+                        && o.venue.city.is_some()
+                        && o.date.date.is_some()
+                        && o.date.date == e.date.date
+                        && o.parties
+                            .iter()
+                            .any(|p| e.parties.iter().any(|q| q.code == p.code))
+                })
             {
+                venue = Some(v.venue.clone());
+            }
+            // Agreements and ceasefires reached at talks inherit their hosts and venue.
+            if matches!(
+                e.event_type,
+                EventType::AgreementReached | EventType::CeasefireAgreed
+            ) && let Some(talks) = events.iter().map(|o| &o.event).find(|o| {
+                o.event_type == EventType::TalksHeld && same_party_set(&o.parties, &e.parties)
+            }) {
                 if e.mediators.is_empty() {
-                    e.mediators = talks.mediators.clone();
-                    e.mediators.retain(|m| !codes.contains(&m.code));
+                    let mut m = talks.mediators.clone();
+                    m.retain(|m| !e.parties.iter().any(|p| p.code == m.code));
+                    mediators = Some(m);
                 }
-                if e.venue.city.is_none()
-                    && (e.date.date.is_none() || e.date.date == talks.date.date)
-                {
-                    e.venue = talks.venue.clone();
+                let city_none = venue.as_ref().unwrap_or(&e.venue).city.is_none();
+                if city_none && (e.date.date.is_none() || e.date.date == talks.date.date) {
+                    venue = Some(talks.venue.clone());
                 }
             }
+            (venue, mediators)
+        })
+        .collect();
+    for (d, (venue, mediators)) in events.iter_mut().zip(taken) {
+        let e = &mut d.event;
+        if let Some(v) = venue {
+            e.venue = v;
+        }
+        if let Some(m) = mediators {
+            e.mediators = m;
         }
         // A dateline city is the venue of in-person talks held near the publication day.
         if e.venue.city.is_none()
@@ -3236,6 +3460,13 @@ fn finish_document(
         let _ = d.pos;
     }
     events.into_iter().map(|d| d.event).collect()
+}
+
+/// The same set of party codes (what comparing sorted, deduplicated
+/// `party_codes()` tells), without allocating.
+fn same_party_set(a: &[Actor], b: &[Actor]) -> bool {
+    a.iter().all(|x| b.iter().any(|y| y.code == x.code))
+        && b.iter().all(|y| a.iter().any(|x| x.code == y.code))
 }
 
 fn merge_participants(into: &mut TalksEvent, from: &TalksEvent) {
