@@ -257,7 +257,7 @@ macro_rules! re {
 
 re!(
     TALKS_RE,
-    r"\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|by\s+(?:tele)?phone)|speak\s+(?:with|to)|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
+    r"\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last|another)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|again|by\s+(?:tele)?phone|by\s+hotline|over\s+(?:a\s+|the\s+)?hotline)|speak\s+(?:with|to|again)|negotiat(?:e|es|ed|ing)\s+(?:directly\s+|separately\s+|indirectly\s+)?with|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
 );
 re!(
     ROSTER_RE,
@@ -293,22 +293,34 @@ re!(
 );
 re!(
     ENDED_RE,
-    r"\b(?:(?:truce|ceasefire|cease-fire)\b[^.;]{0,60}?\b(?:has\s+|had\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:ended|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of)\s+the\s+(?:truce|ceasefire|cease-fire)|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
+    r"\b(?:(?:truce|ceasefire|cease-fire|moratorium)\b[^.;]{0,100}?\b(?:has\s+|had\s+|have\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:ended|ending|ends|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of|shatter(?:ed|ing|s)?|collapse\s+of|breakdown\s+of|not\s+(?:to\s+)?renew(?:ed|ing)?|let(?:ting)?)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,3}(?:truce|ceasefire|cease-fire|moratorium)(?:\s+(?:to\s+)?(?:expire|lapse))?|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
+);
+re!(
+    LIST_ROLE_RE,
+    r"^(?:,\s*(?:the\s+)?[a-z.'-]+(?:\s+[a-z.'-]+){0,2})*,?\s+and\s+(?:the\s+)?[a-z.'-]+(?:\s+[a-z.'-]+){0,2}?\s+(?:(?:acting|serving)\s+as\s+(?:co-)?(?:guarantors|mediators|hosts|facilitators)|as\s+(?:co-)?(?:guarantors|mediators|co-hosts|facilitators)|shuttling|shuttled|mediating|brokering|hosting)\b"
+);
+re!(
+    HOST_AFTER_RE,
+    r"^(?:-[a-z.]+){0,2}(?:\s+(?:mediation|auspices)\b|-(?:mediated|brokered|hosted|facilitated)\b)"
 );
 /// Substrings (lower case) the ending expression cannot match without: a
 /// ceasefire word and a verb of ending, or "resum(e)". Most ceasefire
 /// sentences have no verb of ending, and these two cheap tests skip the
 /// expression for them.
 static ENDED_TRUCE_WORDS: LazyLock<Cues> =
-    LazyLock::new(|| Cues::new(&["truce", "ceasefire", "cease-fire"]));
+    LazyLock::new(|| Cues::new(&["truce", "ceasefire", "cease-fire", "moratorium"]));
 static ENDED_VERB_WORDS: LazyLock<Cues> = LazyLock::new(|| {
     Cues::new(&[
-        "collapsed",
-        "expired",
+        "collapse",
+        "expire",
         "end",
+        "lapse",
+        "shatter",
+        "breakdown",
+        "renew",
+        "let",
         "broke",
         "over",
-        "lapsed",
         "apart",
         "unravel",
         "called",
@@ -328,7 +340,7 @@ fn ended_possible(lower: &str) -> bool {
 
 re!(
     DATELINE_RE,
-    r"^(?P<city>[A-Z][A-Z'.\- ]{2,40}?)(?:,\s*[A-Za-z. ]{2,30})?\s+[-]{1,2}\s+"
+    r"^(?P<city>[A-Z][A-Z'.\- ]{2,40}?)(?:,\s*[A-Za-z. ]{2,30})?(?:\s*\([A-Za-z .&]{2,30}\))?\s+[-]{1,2}\s+"
 );
 re!(
     BACKGROUND_RE,
@@ -427,6 +439,8 @@ const HYPOTHETICALS: &[&str] = &[
     "consider",
     "considering",
     "considered",
+    "no date",
+    "yet to be",
 ];
 /// Cues that put talks in the future.
 const FUTURE_CUES: &[&str] = &[
@@ -515,6 +529,7 @@ const PAST_CUES: &[&str] = &[
     "continue",
     "continued",
     "continuing",
+    "resumed",
 ];
 /// Cues of a ceasefire merely proposed or demanded.
 const PROPOSE_CUES: &[&str] = &[
@@ -724,7 +739,7 @@ const TRIGGER_STEM_KINDS: &[(&str, TriggerKinds)] = &[
     ("armistice", K_CEASEFIRE),
     ("cessation", K_CEASEFIRE),
     ("hostilities", K_CEASEFIRE),
-    ("moratorium", K_CEASEFIRE),
+    ("moratorium", K_CEASEFIRE | K_ENDED),
     ("halt", K_CEASEFIRE),
     ("stop", K_CEASEFIRE),
     ("pause", K_CEASEFIRE),
@@ -1032,6 +1047,22 @@ impl Extractor {
                         a.place = true;
                     }
                 }
+            }
+        }
+        // Modifiers of another actor are not sides of their own: "Rwanda-backed
+        // M23", "U.S.-backed Syrian Democratic Forces", "Yemen's Houthis".
+        let starts: Vec<usize> = actors.iter().map(|a| a.start).collect();
+        for a in actors.iter_mut() {
+            let after = &text[a.end..];
+            let backing = ["-backed", "-allied", "-aligned", "-supported", "-funded"]
+                .iter()
+                .any(|m| after.starts_with(m));
+            let possessive = after.strip_prefix("'s ").is_some_and(|rest| {
+                let next = a.end + 3 + (rest.len() - rest.trim_start_matches("the ").len());
+                starts.contains(&next)
+            });
+            if backing || possessive {
+                a.place = true;
             }
         }
         (actors, cities, people)
@@ -1399,11 +1430,15 @@ impl Extractor {
                     t.kind == TriggerKind::Ceasefire && is_topic(lower_doc, ss, t.start)
                 );
             }
-            !(negated(before, t.kind)
+            // "rejected the U.S. truce plan": a rejected proposal is still a proposal.
+            let refused_proposal =
+                t.kind == TriggerKind::Ceasefire && proposal_noun_after(lower_doc, t.end);
+            !(negated(before, t.kind) && !refused_proposal
                 || hypothetical(before, clause, t)
                 || has_word(original_clause, "may")
                 || (has_violation && t.kind == TriggerKind::Ceasefire)
-                || (t.kind == TriggerKind::Ceasefire && is_topic(lower_doc, ss, t.start)))
+                || (t.kind == TriggerKind::Ceasefire
+                    && (is_topic(lower_doc, ss, t.start) || refers_to_existing(before))))
         });
         if triggers.is_empty() {
             return;
@@ -1533,7 +1568,11 @@ impl Extractor {
                     // Weekdays take the tense of their own clause ("talks ... on Tuesday").
                     let (ds, _) = bounds(ss + m.start, ss + m.end);
                     let date_before = &lower_doc[ds..ss + m.start];
-                    let date_tense = if ds >= t.end || t.start >= ss + m.start {
+                    let date_tense = if past_verb_before(date_before) {
+                        // "X said on Tuesday", "agreed late on Wednesday": the
+                        // verb the date hangs on tells its tense.
+                        Tense::Past
+                    } else if ds >= t.end || t.start >= ss + m.start {
                         tense_of(date_before, "", lower)
                     } else {
                         tense
@@ -1599,11 +1638,12 @@ impl Extractor {
                         .iter()
                         .filter(|c| c.len() > 4)
                         .any(|c| near_after.contains(c));
-                    let proposed = match (propose, agree) {
-                        (Some(p), Some(a)) => p < a,
-                        (Some(_), None) => !agree_after,
-                        _ => false,
-                    };
+                    let proposed = proposal_noun_after(text, t.end)
+                        || match (propose, agree) {
+                            (Some(p), Some(a)) => p < a,
+                            (Some(_), None) => !agree_after,
+                            _ => false,
+                        };
                     let unilateral = !proposed
                         && (t.unilateral_verb
                             || lower.contains("unilateral")
@@ -2052,6 +2092,101 @@ fn hypothetical(before: &str, clause: &str, t: &Trigger) -> bool {
     }
     let _ = t;
     HYPO_CUES.any(clause)
+}
+
+/// "truce plan", "ceasefire proposal": the ceasefire word names a proposal.
+fn proposal_noun_after(text: &str, end: usize) -> bool {
+    let next = text[end..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(
+        next.as_str(),
+        "plan"
+            | "plans"
+            | "proposal"
+            | "proposals"
+            | "offer"
+            | "offers"
+            | "initiative"
+            | "roadmap"
+            | "draft"
+    )
+}
+
+/// The word a date expression hangs on is a verb in the past ("said on
+/// Tuesday", "agreed late on Wednesday", "met on Monday").
+fn past_verb_before(before: &str) -> bool {
+    const IRREGULAR: &[&str] = &[
+        "said", "told", "met", "held", "spoke", "began", "took", "sat", "wrote", "struck", "broke",
+        "fought", "made", "gave", "won", "came", "went", "saw", "fled", "shot",
+    ];
+    const NOT_PAST: &[&str] = &[
+        "scheduled",
+        "planned",
+        "expected",
+        "slated",
+        "proposed",
+        "due",
+    ];
+    let mut words = before
+        .split_whitespace()
+        .rev()
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphabetic()))
+        .skip_while(|w| matches!(*w, "late" | "early" | "on" | "earlier" | "" | "the"));
+    let Some(word) = words.next() else {
+        return false;
+    };
+    if NOT_PAST.contains(&word) {
+        return false;
+    }
+    // Auxiliaries make it something else: "will be held on", "is expected".
+    if let Some(aux) = words.next()
+        && matches!(
+            aux,
+            "will" | "would" | "be" | "is" | "are" | "to" | "shall" | "could"
+        )
+    {
+        return false;
+    }
+    IRREGULAR.contains(&word) || word.len() > 4 && word.ends_with("ed")
+}
+
+/// A ceasefire already in place that the clause only refers to ("remained
+/// committed to the truce", "talks to firm up the truce"): not a new event.
+fn refers_to_existing(before: &str) -> bool {
+    const REFERENCES: &[&str] = &[
+        "committed to",
+        "commitment to",
+        "firm up",
+        "shore up",
+        "consolidate",
+        "uphold",
+        "upholding",
+        "respect",
+        "respecting",
+        "preserve",
+        "preserving",
+        "salvage",
+        "strengthen",
+        "monitor",
+        "monitoring",
+        "terms of",
+        "text of",
+        "implementation of",
+        "progress towards",
+        "progress toward",
+    ];
+    let near = tail(before, 40);
+    let near = near.trim_end();
+    // Up to three words (articles, adjectives) between the cue and the trigger.
+    let words: Vec<&str> = near.split_whitespace().collect();
+    (0..=3.min(words.len())).any(|skip| {
+        let head = words[..words.len() - skip].join(" ");
+        REFERENCES.iter().any(|r| head.ends_with(r))
+    })
 }
 
 /// A ceasefire that is the subject of talks ("talks on the partial ceasefire").
@@ -2563,6 +2698,32 @@ fn find_triggers(
     out
 }
 
+/// Nouns for the people of a side: "officials from X", "the leaders of X".
+const SIDE_PEOPLE: &[&str] = &[
+    "officials",
+    "official",
+    "leaders",
+    "leader",
+    "delegations",
+    "delegation",
+    "delegates",
+    "representatives",
+    "negotiators",
+    "envoys",
+    "ministers",
+    "commanders",
+    "diplomats",
+    "generals",
+    "operations",
+    "teams",
+    "presidents",
+    "governments",
+    "militaries",
+    "armies",
+    "chiefs",
+    "counterparts",
+];
+
 /// After a locative preposition ("in Kyiv", "to Moscow", "the resort of Sharm").
 fn is_locative(text: &str, start: usize, _end: usize) -> bool {
     let mut before = text[..start].trim_end_matches(' ');
@@ -2592,6 +2753,19 @@ fn is_locative(text: &str, start: usize, _end: usize) -> bool {
             continue;
         }
         break;
+    }
+    // "officials from Thailand", "the leaders of Armenia and Azerbaijan":
+    // people of a side, not a place.
+    if matches!(word.as_str(), "of" | "from") {
+        let head = before[..before.len() - word.len()]
+            .trim_end_matches(' ')
+            .rsplit(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if SIDE_PEOPLE.contains(&head.as_str()) {
+            return false;
+        }
     }
     matches!(
         word.as_str(),
@@ -2736,6 +2910,9 @@ fn mark_roles(lower: &str, actors: &mut [ActorMention]) {
             "mediation of",
             "mediated by",
             "auspices of",
+            "presence of",
+            "good offices of",
+            "invitation of",
             "with the help of",
             "hosts",
             "host",
@@ -2768,10 +2945,29 @@ fn mark_roles(lower: &str, actors: &mut [ActorMention]) {
             " as mediator",
             " as host",
             " hosting",
+            " acting as guarantor",
+            " acting as mediator",
+            " as guarantor",
+            " as a guarantor",
+            " as guarantors",
+            " acting as guarantors",
+            " shuttling",
+            " shuttled",
+            " facilitated",
+            " facilitating",
         ]
         .iter()
         .any(|c| after.starts_with(c));
-        if by_mediator || host_before || host_after {
+        // "Venezuela and Cuba acting as guarantors", "Saudi Arabia and the
+        // United States shuttling proposals": the role word follows the list.
+        let mut g = (e + 80).min(lower.len());
+        while !lower.is_char_boundary(g) {
+            g -= 1;
+        }
+        let list_role = LIST_ROLE_RE.is_match(&lower[e..g])
+            // "Omani-mediated talks", "under Saudi-U.S. mediation", "U.N. auspices".
+            || HOST_AFTER_RE.is_match(&lower[e..g]);
+        if by_mediator || host_before || host_after || list_role {
             actors[i].mediator = true;
         }
     }
