@@ -1019,7 +1019,10 @@ impl Extractor {
             let place = in_dateline
                 || match via {
                     Via::Capital => locative || city_added && followed_by_state(text, h.end),
-                    Via::Demonym => demonym_is_place(lower, h.end),
+                    // "the ethnic Chinese MNDAA": an ethnicity, not a side.
+                    Via::Demonym => {
+                        demonym_is_place(lower, h.end) || lower[..h.start].ends_with("ethnic ")
+                    }
                     Via::Name | Via::Alias => locative && !text[..h.start].ends_with("with "),
                     Via::Seat => false,
                 };
@@ -1644,8 +1647,16 @@ impl Extractor {
                             (Some(_), None) => !agree_after,
                             _ => false,
                         };
+                    // "India and Pakistan agreed to stop all firing" binds both
+                    // subjects; "Putin agreed to halt attacks" only its own side.
+                    let subjects: HashSet<&str> = mine
+                        .iter()
+                        .filter(|a| a.start < t.start && !a.mediator)
+                        .map(|a| a.code.as_str())
+                        .collect();
+                    let joint = agree.is_some() && subjects.len() >= 2;
                     let unilateral = !proposed
-                        && (t.unilateral_verb
+                        && (t.unilateral_verb && !joint
                             || lower.contains("unilateral")
                             || [
                                 "ordered",
@@ -1750,8 +1761,10 @@ impl Extractor {
             }
             mediators.retain(|m| !parties.iter().any(|p| p.code == m.code));
             // Talks need two sides (or a side and a host); a ceasefire one side.
+            // "The two DGMOs will speak again on Monday": talks of the sides
+            // named earlier, when the sentence dates them.
             let both_sides = parties.is_empty()
-                && t.kind != TriggerKind::Talks
+                && (t.kind != TriggerKind::Talks || event_date.date.is_some() && !t.anaphoric)
                 && [
                     "both sides",
                     "the two sides",
@@ -1761,11 +1774,23 @@ impl Extractor {
                     "both countries",
                     "the warring parties",
                     "the two parties",
+                    "the two delegations",
+                    "both delegations",
+                    "the two teams",
+                    "the two governments",
+                    "both governments",
+                    "the two armies",
+                    "the two militaries",
+                    "the two dgmos",
+                    "the two leaders",
+                    "both leaders",
                 ]
                 .iter()
                 .any(|p| lower.contains(p));
             let enough = match t.kind {
-                TriggerKind::Talks => parties.len() + mediators.len() >= 2 && !parties.is_empty(),
+                TriggerKind::Talks => {
+                    parties.len() + mediators.len() >= 2 && !parties.is_empty() || both_sides
+                }
                 _ => !parties.is_empty() || both_sides,
             };
             let anaphoric = t.anaphoric || !enough;
