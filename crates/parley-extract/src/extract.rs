@@ -257,7 +257,7 @@ macro_rules! re {
 
 re!(
     TALKS_RE,
-    r"\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last|another)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|again|by\s+(?:tele)?phone|by\s+hotline|over\s+(?:a\s+|the\s+)?hotline)|speak\s+(?:with|to|again)|negotiat(?:e|es|ed|ing)\s+(?:directly\s+|separately\s+|indirectly\s+)?with|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
+    r"\b(?:(?P<anaph>the|these|those|this|that)\s+(?:(?:latest|first|second|third|final|new|next|last|previous|technical|direct|indirect|peace|two-day|three-day)\s+)*)?(?P<w>talks|negotiations|negotiating\s+round|round\s+of\s+(?:direct\s+|indirect\s+|peace\s+)?(?:talks|negotiations)|(?:final|first|second|third|fourth|fifth|next|new|latest|last|another)\s+round|meetings?|met|meets?|summit|consultations|(?:phone|telephone|video)[\s-]?(?:call|conversation|talks?)s?|spoke\s+(?:with|to|again|by\s+(?:tele)?phone|by\s+hotline|over\s+(?:a\s+|the\s+)?hotline)|speak\s+(?:with|to|again)|negotiat(?:e|es|ed|ing)\s+(?:directly\s+|separately\s+|indirectly\s+)?with|(?:host|hosts|hosted|hosting|welcome[sd]?|welcoming|receive[sd]?|receiving|convene[sd]?|convening|bring\s+together|brought\s+together)\s+(?:the\s+)?(?:[a-z]+\s+){0,2}?(?:leaders|presidents|heads|delegations|delegates|negotiators|envoys|representatives|foreign\s+ministers|prime\s+ministers|ministers|officials)\s+(?:of|from)|talked\s+(?:with|to)|calls?\s+with|(?:will|would|to)\s+call|sat\s+down\s+with|discuss(?:ed|es|ing)?\s+[^.;]{0,60}?\bwith)\b"
 );
 re!(
     ROSTER_RE,
@@ -301,7 +301,7 @@ re!(
 );
 re!(
     HOST_AFTER_RE,
-    r"^(?:-[a-z.]+){0,2}(?:\s+(?:mediation|auspices)\b|-(?:mediated|brokered|hosted|facilitated)\b)"
+    r"^(?:-[a-z.]+){0,2}(?:\s+(?:mediation|auspices)\b|-(?:mediated|brokered|hosted|facilitated)\b)|^\s+(?:will\s+|would\s+)?(?:welcome[sd]?|receive[sd]?|convene[sd]?|brought\s+together|bring\s+together)\s+(?:the\s+)?(?:[a-z]+\s+){0,2}?(?:leaders|presidents|heads|delegations|negotiators|envoys|foreign\s+ministers|prime\s+ministers)\b"
 );
 /// Substrings (lower case) the ending expression cannot match without: a
 /// ceasefire word and a verb of ending, or "resum(e)". Most ceasefire
@@ -340,7 +340,7 @@ fn ended_possible(lower: &str) -> bool {
 
 re!(
     DATELINE_RE,
-    r"^(?P<city>[A-Z][A-Z'.\- ]{2,40}?)(?:,\s*[A-Za-z. ]{2,30})?(?:\s*\([A-Za-z .&]{2,30}\))?\s+[-]{1,2}\s+"
+    r"^(?P<city>[A-Z][A-Z'.\- ]{2,40}?)(?:,\s*[A-Za-z0-9. ]{2,30})?(?:\s*\([A-Za-z .&]{2,30}\))?\s+[-]{1,2}\s+"
 );
 re!(
     BACKGROUND_RE,
@@ -732,6 +732,12 @@ const TRIGGER_STEM_KINDS: &[(&str, TriggerKinds)] = &[
     ("phone", K_TALKS),
     ("telephone", K_TALKS),
     ("video", K_TALKS),
+    ("host", K_TALKS),
+    ("welcom", K_TALKS),
+    ("receiv", K_TALKS),
+    ("conven", K_TALKS),
+    ("bring together", K_TALKS),
+    ("brought together", K_TALKS),
     ("delegat", K_ROSTER),
     ("team", K_ROSTER),
     ("cease", K_CEASEFIRE | K_ENDED),
@@ -1418,7 +1424,25 @@ impl Extractor {
         let has_violation = triggers
             .iter()
             .any(|t| matches!(t.kind, TriggerKind::Violation | TriggerKind::Ended));
+        // "No agreement was reached on a full ceasefire": a refused agreement
+        // takes the ceasefire it was about with it.
+        let refused_agreement_before: Option<usize> = triggers
+            .iter()
+            .filter(|t| t.kind == TriggerKind::Agreement)
+            .filter(|t| {
+                let (cs, _) = bounds(t.start, t.end);
+                negated(&lower_doc[cs..t.start], t.kind)
+            })
+            .map(|t| t.end)
+            .min();
         triggers.retain(|t| {
+            if t.kind == TriggerKind::Ceasefire
+                && refused_agreement_before.is_some_and(|end| {
+                    end <= t.start && !lower_doc[end..t.start].contains([',', ';'])
+                })
+            {
+                return false;
+            }
             let (cs, ce) = bounds(t.start, t.end);
             let before = &lower_doc[cs..t.start];
             let clause = &lower_doc[cs..ce];
