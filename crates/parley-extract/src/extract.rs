@@ -903,6 +903,24 @@ impl Extractor {
         }
         actors.sort_by_key(|a| a.start);
         mark_roles(lower, &mut actors);
+        // "hosted by U.S. President Donald Trump": the person named right
+        // after a host speaks for the host.
+        for i in 1..actors.len() {
+            let (head, rest) = actors.split_at_mut(i);
+            let person = &mut rest[0];
+            if !person.from_person || person.mediator {
+                continue;
+            }
+            if let Some(host) = head.iter().rev().find(|h| h.end <= person.start)
+                && host.mediator
+                && host.code == person.code
+                && person.start - host.end <= 40
+                && !lower[host.end..person.start].contains([',', ';'])
+                && !lower[host.end..person.start].contains(" and ")
+            {
+                person.mediator = true;
+            }
+        }
         let role_refs = self.role_references(text, lower, &actors, &persons, reference);
         // How often each side is named (places aside): counted once per document.
         let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -1030,7 +1048,16 @@ impl Extractor {
                         demonym_is_place(lower, h.end) || lower[..h.start].ends_with("ethnic ")
                     }
                     Via::Name | Via::Alias => locative && !text[..h.start].ends_with("with "),
-                    Via::Seat => false,
+                    // "at the White House", "in the Kremlin": where, not who.
+                    Via::Seat => [
+                        "at the ",
+                        "in the ",
+                        "to the ",
+                        "outside the ",
+                        "inside the ",
+                    ]
+                    .iter()
+                    .any(|p| lower[..h.start].ends_with(p)),
                 };
             actors.push(ActorMention {
                 start: h.start,
@@ -2877,6 +2904,13 @@ fn demonym_is_place(lower: &str, end: usize) -> bool {
         "coastal",
         "seaside",
         "red",
+        // People held or harmed are not a side: "hostages for Palestinian prisoners".
+        "prisoners",
+        "detainees",
+        "hostages",
+        "captives",
+        "civilians",
+        "refugees",
     ];
     PLACE.contains(&next)
         || next2.iter().any(|w| *w == "city" || *w == "resort")
@@ -2940,6 +2974,10 @@ fn mark_roles(lower: &str, actors: &mut [ActorMention]) {
                 "organised",
                 "organized",
                 "sponsored",
+                "opened",
+                "moderated",
+                "co-chaired",
+                "presided",
                 "convened",
                 "chaired",
                 "led",
