@@ -293,7 +293,7 @@ re!(
 );
 re!(
     ENDED_RE,
-    r"\b(?:(?:truce|ceasefire|cease-fire|moratorium)\b[^.;]{0,100}?\b(?:has\s+|had\s+|have\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:ended|ending|ends|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of|shatter(?:ed|ing|s)?|collapse\s+of|breakdown\s+of|not\s+(?:to\s+)?renew(?:ed|ing)?|let(?:ting)?)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,3}(?:truce|ceasefire|cease-fire|moratorium)(?:\s+(?:to\s+)?(?:expire|lapse))?|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
+    r"\b(?:(?:truce|ceasefire|cease-fire|moratorium)\b[^.;]{0,100}?\b(?:has\s+|had\s+|have\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:(?:ended|ending|ends|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of|shatter(?:ed|ing|s)?|not\s+(?:to\s+)?renew(?:ed|ing)?|let(?:ting)?)\s+(?:the|its|their|a|this|that)\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,3}|(?:collapse|breakdown)\s+of\s+(?:the|its|their|a|this|that)\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,2}|shatter(?:ed|ing|s)?\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,2})(?:truce|ceasefire|cease-fire|moratorium)(?:\s+(?:to\s+)?(?:expire|lapse))?|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
 );
 re!(
     LIST_ROLE_RE,
@@ -378,6 +378,7 @@ re!(
 /// Words before a trigger that cancel it.
 const NEGATIONS: &[&str] = &[
     "no",
+    "despite",
     "not",
     "never",
     "n't",
@@ -1599,6 +1600,29 @@ impl Extractor {
                     })
                 })
                 .collect();
+            // Coordinated sides go together: "Ilham Aliyev and Nikol Pashinyan
+            // initialled an agreement" gives both to the agreement even when
+            // the first is nearer another trigger.
+            let mut mine = mine;
+            loop {
+                let joined = sent_actors.iter().copied().find(|b| {
+                    !mine.iter().any(|a| std::ptr::eq(*a, *b))
+                        && mine.iter().any(|a| {
+                            let (first, second) =
+                                if a.end <= b.start { (*a, *b) } else { (*b, *a) };
+                            first.end <= second.start
+                                && matches!(
+                                    &lower_doc[first.end..second.start],
+                                    " and " | ", " | ", and " | " & "
+                                )
+                        })
+                });
+                match joined {
+                    Some(b) => mine.push(b),
+                    None => break,
+                }
+            }
+            mine.sort_by_key(|a| a.start);
             let before = &lower_doc[ss.max(clause_start)..t.start];
             let window_after = &text[t.end..(t.end + 40).min(se)];
             let mut tense = tense_of(before, &lower_doc[t.start..t.end], lower);
@@ -1816,28 +1840,42 @@ impl Extractor {
             // named earlier, when the sentence dates them.
             let both_sides = parties.is_empty()
                 && (t.kind != TriggerKind::Talks || event_date.date.is_some() && !t.anaphoric)
-                && [
-                    "both sides",
-                    "the two sides",
-                    "the sides",
-                    "both parties",
-                    "the two countries",
-                    "both countries",
-                    "the warring parties",
-                    "the two parties",
-                    "the two delegations",
-                    "both delegations",
-                    "the two teams",
-                    "the two governments",
-                    "both governments",
-                    "the two armies",
-                    "the two militaries",
-                    "the two dgmos",
-                    "the two leaders",
-                    "both leaders",
-                ]
-                .iter()
-                .any(|p| lower.contains(p));
+                && (matches!(t.kind, TriggerKind::Violation)
+                    && [
+                        "the rebels",
+                        "the army",
+                        "the military",
+                        "the militants",
+                        "the guerrillas",
+                        "the insurgents",
+                        "government forces",
+                        "the troops",
+                        "the militia",
+                    ]
+                    .iter()
+                    .any(|p| lower.contains(p))
+                    || [
+                        "both sides",
+                        "the two sides",
+                        "the sides",
+                        "both parties",
+                        "the two countries",
+                        "both countries",
+                        "the warring parties",
+                        "the two parties",
+                        "the two delegations",
+                        "both delegations",
+                        "the two teams",
+                        "the two governments",
+                        "both governments",
+                        "the two armies",
+                        "the two militaries",
+                        "the two dgmos",
+                        "the two leaders",
+                        "both leaders",
+                    ]
+                    .iter()
+                    .any(|p| lower.contains(p)));
             let enough = match t.kind {
                 TriggerKind::Talks => {
                     parties.len() + mediators.len() >= 2 && !parties.is_empty() || both_sides
