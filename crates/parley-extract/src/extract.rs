@@ -273,7 +273,7 @@ re!(
 );
 re!(
     CEASEFIRE_RE,
-    r"\b(?:cease-?fires?|truces?|armistice|cessation\s+of\s+hostilities|cease\s+fire|moratorium|(?P<verb2>(?:halt|pause|stop|suspension|cessation|freeze)\s+(?:to|of|in|on)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|fighting|hostilities|shelling|military\s+operations))|(?P<verb>(?:halt|halted|halting|halts|stop|stopped|stopping|stops|pause|paused|pausing|suspend|suspended|suspending)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:attacks|strikes|striking|attacking|fire|firing|fighting|hostilities|shelling|military\s+operations)))\b"
+    r"\b(?:cease-?fires?|truces?|armistice|cessation\s+of\s+hostilities|cease\s+fire|moratorium|(?P<verb2>(?:halt|pause|stop|suspension|cessation|freeze)\s+(?:to|of|in|on)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:offensive\s+|combat\s+|military\s+|air\s+)?(?:attacks|strikes|fighting|hostilities|shelling|operations|action))|(?P<verb>(?:halt|halted|halting|halts|stop|stopped|stopping|stops|pause|paused|pausing|suspend|suspended|suspending)\s+(?:all\s+|its\s+|their\s+|the\s+)?(?:offensive\s+|combat\s+|military\s+|air\s+)?(?:attacks|strikes|striking|attacking|fire|firing|fighting|hostilities|shelling|operations|action)))\b"
 );
 re!(
     AGREEMENT_RE,
