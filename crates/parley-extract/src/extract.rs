@@ -293,7 +293,7 @@ re!(
 );
 re!(
     ENDED_RE,
-    r"\b(?:(?:truce|ceasefire|cease-fire|moratorium)\b[^.;]{0,100}?\b(?:has\s+|had\s+|have\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:(?:ended|ending|ends|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of|shatter(?:ed|ing|s)?|not\s+(?:to\s+)?renew(?:ed|ing)?|let(?:ting)?)\s+(?:the|its|their|a|this|that)\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,3}|(?:collapse|breakdown)\s+of\s+(?:the|its|their|a|this|that)\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,2}|shatter(?:ed|ing|s)?\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,2})(?:truce|ceasefire|cease-fire|moratorium)(?:\s+(?:to\s+)?(?:expire|lapse))?|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
+    r"\b(?:(?:truce|ceasefire|cease-fire|moratorium)\b[^.;]{0,100}?\b(?:has\s+|had\s+|have\s+)?(?:collapsed|expired|ended|broke\s+down|broken\s+down|is\s+over|was\s+over|lapsed|fell\s+apart|unraveled|unravelled)|(?:(?:ended|ending|ends|end|called\s+off|scrapped|abandoned|terminated|withdrew\s+from|pulled\s+out\s+of|shatter(?:ed|ing|s)?|not\s+(?:to\s+)?renew(?:ed|ing)?|let(?:ting)?|overturn(?:ed|ing|s)?|tore\s+up|tear(?:ing|s)?\s+up|reneg(?:e|ed|ing)\s+on)\s+(?:the|its|their|a|this|that)\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,3}|(?:collapse|breakdown)\s+of\s+(?:the|its|their|a|this|that)\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,2}|shatter(?:ed|ing|s)?\s+(?:[a-z0-9]+(?:-[a-z0-9]+)*\s+){0,2})(?:truce|ceasefire|cease-fire|moratorium)(?:\s+(?:to\s+)?(?:expire|lapse))?|resum\w+\s+(?:fighting|hostilities|strikes|attacks|its\s+offensive|the\s+war))"
 );
 re!(
     LIST_ROLE_RE,
@@ -319,6 +319,10 @@ static ENDED_VERB_WORDS: LazyLock<Cues> = LazyLock::new(|| {
         "breakdown",
         "renew",
         "let",
+        "overturn",
+        "tore",
+        "tear",
+        "reneg",
         "broke",
         "over",
         "apart",
@@ -340,7 +344,7 @@ fn ended_possible(lower: &str) -> bool {
 
 re!(
     DATELINE_RE,
-    r"^(?P<city>[A-Z][A-Z'.\- ]{2,40}?)(?:,\s*[A-Za-z0-9. ]{2,30})?(?:\s*\([A-Za-z .&]{2,30}\))?\s+[-]{1,2}\s+"
+    r"^(?P<city>[A-Z][A-Z'.\-/ ]{2,40}?)(?:,\s*[A-Za-z0-9. ]{2,30})?(?:\s*\([A-Za-z .&]{2,30}\))?\s+[-]{1,2}\s+"
 );
 re!(
     BACKGROUND_RE,
@@ -3145,7 +3149,9 @@ fn find_dateline(text: &str, lex: &Lexicon) -> Option<Dateline> {
     let mut offset = 0;
     for para in text.split("\n\n").take(4) {
         if let Some(c) = DATELINE_RE.captures(para) {
+            // "CAIRO/JERUSALEM (Reuters) -": the first city is the dateline's.
             let city = para[c.name("city").unwrap().range()].trim();
+            let city = city.split('/').next().unwrap_or(city).trim();
             let hits = lex.find(&title_case_word(city));
             for h in hits {
                 for e in &lex.entries[h.pattern] {
@@ -3780,7 +3786,32 @@ fn finish_document(
         let _ = d.dated;
         let _ = d.pos;
     }
-    events.into_iter().map(|d| d.event).collect()
+    // A vaguer mention of an event told in full elsewhere in the document (a
+    // headline's "Israel shatters ceasefire" beside the dated report of
+    // Israel ending its ceasefire with Hamas): one event, not two.
+    let vaguer: Vec<bool> = events
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let e = &d.event;
+            e.date.date.is_none()
+                && !e.parties.is_empty()
+                && events.iter().enumerate().any(|(j, o)| {
+                    j != i
+                        && o.event.event_type == e.event_type
+                        && o.event.date.date.is_some()
+                        && e.parties
+                            .iter()
+                            .all(|p| o.event.parties.iter().any(|q| q.code == p.code))
+                })
+        })
+        .collect();
+    events
+        .into_iter()
+        .zip(vaguer)
+        .filter(|(_, vaguer)| !vaguer)
+        .map(|(d, _)| d.event)
+        .collect()
 }
 
 /// The same set of party codes (what comparing sorted, deduplicated
