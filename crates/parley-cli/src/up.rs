@@ -106,8 +106,29 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
 
     // The resolver and notify rebuild their state from the log before serving.
-    let resolver = ResolverService::start(log.clone(), &kb, shutdown.clone()).await?;
+    // Their read models live in SQLite files (rebuilt at each start): under
+    // the data directory on the embedded log, so they cost disk, not memory
+    // (a temporary directory may be RAM); with --nats nothing is written
+    // there and they go to private temporary files unless configured.
+    let state_dir = |service: &str| {
+        std::env::var_os(format!("PARLEY_{}_STATE_DIR", service.to_ascii_uppercase()))
+            .filter(|dir| !dir.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                args.nats
+                    .is_none()
+                    .then(|| args.data.join("state").join(service))
+            })
+    };
+    let resolver = ResolverService::start_in(
+        log.clone(),
+        &kb,
+        state_dir("resolver").as_deref(),
+        shutdown.clone(),
+    )
+    .await?;
     let mut notify_start = parley_notify::NotifyStart::from_env()?;
+    notify_start.state_dir = state_dir("notify");
     notify_start.nats = nats;
     if notify_start.secret_key.is_none() && args.nats.is_none() {
         notify_start.secret_key = Some(local_secret_key(&args.data)?);

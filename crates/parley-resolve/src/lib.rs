@@ -12,15 +12,19 @@
 mod index;
 pub mod offline;
 mod people;
+pub mod store;
 
 use chrono::NaiveDate;
-use parley_extract::model::{EventStatus, EventType, Evidence, Extraction, TalksEvent};
+use parley_extract::model::{
+    DatePrecision, EventStatus, EventType, Evidence, Extraction, TalksEvent,
+};
 use parley_kb::{KnowledgeBase, normalize};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use people::{BadMention, Candidate, MentionKind, check_mention};
+pub use store::{EventStore, MemoryEvents};
 
 /// Kind of a canonical entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -225,15 +229,50 @@ pub enum ResolveError {
     BadAlias(String),
 }
 
-/// A known real-world event with its sources.
+/// What matching and corroborating need of a known event, kept in memory
+/// (a few dozen bytes, whatever the number of reports); the full state is in
+/// the [`EventStore`].
 #[derive(Debug, Clone, PartialEq)]
-struct EventState {
-    event: TalksEvent,
-    sources: BTreeSet<String>,
+struct EventKey {
+    event_type: EventType,
+    status: EventStatus,
+    /// Sorted, deduplicated party codes.
+    parties: Vec<String>,
+    date: Option<NaiveDate>,
+    precision: DatePrecision,
+    /// Publication date of the first report.
+    reported_on: Option<NaiveDate>,
+    /// Normalised venue city.
+    city: Option<String>,
+    retracted: bool,
+    version: u64,
+    /// Distinct documents that reported it.
+    sources: u32,
+}
+
+impl EventKey {
+    fn of(event: &TalksEvent, sources: u32) -> Self {
+        Self {
+            event_type: event.event_type,
+            status: event.status,
+            parties: event.party_codes(),
+            date: event.date.date,
+            precision: event.date.precision,
+            reported_on: event.reported_on,
+            city: event.venue.city.as_deref().map(normalize),
+            retracted: event.retracted,
+            version: event.version,
+            sources,
+        }
+    }
 }
 
 /// The resolver's state; rebuilt by replaying decisions.
-#[derive(Debug, Clone)]
+///
+/// Memory: entities and their aliases, and a small key per event, are in
+/// memory; each event's full state and its sources are in the
+/// [`EventStore`], so reports of known events do not grow the resolver.
+#[derive(Debug)]
 pub struct Resolver {
     kb: KnowledgeBase,
     entities: BTreeMap<String, Entity>,
@@ -241,20 +280,27 @@ pub struct Resolver {
     alias_index: HashMap<String, BTreeSet<String>>,
     /// Every alias normalised once, blocked for fuzzy matching.
     names: index::NameIndex,
-    events: BTreeMap<String, EventState>,
-    documents: BTreeMap<String, (String, Vec<ResolvedPerson>, Vec<String>)>,
+    /// Matching keys of known events, by id.
+    events: BTreeMap<String, EventKey>,
+    /// Full states and sources of known events.
+    store: Box<dyn EventStore>,
 }
 
 impl Resolver {
-    /// A resolver that knows the people of the knowledge base.
+    /// A resolver that knows the people of the knowledge base, with events in memory.
     pub fn new(kb: &KnowledgeBase) -> Resolver {
+        Self::with_store(kb, Box::new(MemoryEvents::default()))
+    }
+
+    /// A resolver keeping the full state of events in `store` (which must be empty).
+    pub fn with_store(kb: &KnowledgeBase, store: Box<dyn EventStore>) -> Resolver {
         let mut r = Resolver {
             kb: kb.clone(),
             entities: BTreeMap::new(),
             alias_index: HashMap::new(),
             names: index::NameIndex::default(),
             events: BTreeMap::new(),
-            documents: BTreeMap::new(),
+            store,
         };
         for p in &kb.people {
             let mut aliases: BTreeSet<String> = p.aliases.iter().cloned().collect();
@@ -322,14 +368,22 @@ impl Resolver {
         self.entities.values().filter(|e| e.merged_into.is_none())
     }
 
-    /// A known event by id.
-    pub fn get_event(&self, id: &str) -> Option<&TalksEvent> {
-        self.events.get(id).map(|s| &s.event)
+    /// A known event by id (read from the store).
+    pub fn get_event(&self, id: &str) -> Option<TalksEvent> {
+        if !self.events.contains_key(id) {
+            return None;
+        }
+        self.store.load(id)
     }
 
-    /// All known events.
-    pub fn events(&self) -> impl Iterator<Item = &TalksEvent> {
-        self.events.values().map(|s| &s.event)
+    /// All known events, by id (read from the store one at a time).
+    pub fn events(&self) -> impl Iterator<Item = TalksEvent> + '_ {
+        self.events.keys().filter_map(|id| self.store.load(id))
+    }
+
+    /// Number of known events.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
     }
 
     /// Fuzzy search over entity names and aliases, best first.
@@ -461,18 +515,18 @@ impl Resolver {
                 if self.events.contains_key(&event.event_id) {
                     return;
                 }
-                let sources = event
-                    .evidence
-                    .iter()
-                    .map(|e| e.document_id.clone())
-                    .collect();
-                self.events.insert(
-                    event.event_id.clone(),
-                    EventState {
-                        event: event.clone(),
-                        sources,
-                    },
-                );
+                let mut sources = 0;
+                for evidence in &event.evidence {
+                    if self
+                        .store
+                        .add_source(&event.event_id, &evidence.document_id)
+                    {
+                        sources += 1;
+                    }
+                }
+                self.store.save(event);
+                self.events
+                    .insert(event.event_id.clone(), EventKey::of(event, sources));
             }
             Decision::CorroborateEvent {
                 event_id,
@@ -482,53 +536,60 @@ impl Resolver {
                 version,
                 ..
             } => {
-                let Some(state) = self.events.get_mut(event_id) else {
+                let Some(key) = self.events.get(event_id) else {
                     return;
                 };
-                if state.event.version >= *version {
+                if key.version >= *version {
                     return;
                 }
-                state.sources.insert(evidence.document_id.clone());
-                state.event.evidence.push(evidence.clone());
-                state.event.source_count = *source_count;
-                state.event.version = *version;
+                let mut sources = key.sources;
+                let Some(mut event) = self.store.load(event_id) else {
+                    return;
+                };
+                if self.store.add_source(event_id, &evidence.document_id) {
+                    sources += 1;
+                }
+                event.evidence.push(evidence.clone());
+                event.source_count = *source_count;
+                event.version = *version;
                 if *status != EventStatus::Unspecified {
-                    state.event.status = *status;
+                    event.status = *status;
                 }
-                if *status == EventStatus::Held
-                    && state.event.event_type == EventType::TalksAnnounced
-                {
-                    state.event.event_type = EventType::TalksHeld;
+                if *status == EventStatus::Held && event.event_type == EventType::TalksAnnounced {
+                    event.event_type = EventType::TalksHeld;
                 }
+                self.store.save(&event);
+                self.events
+                    .insert(event_id.clone(), EventKey::of(&event, sources));
             }
             Decision::AmendEvent { event, .. } => {
-                if let Some(state) = self.events.get_mut(&event.event_id)
-                    && state.event.version < event.version
+                if let Some(key) = self.events.get(&event.event_id)
+                    && key.version < event.version
                 {
-                    state.event = event.clone();
+                    let sources = key.sources;
+                    self.store.save(event);
+                    self.events
+                        .insert(event.event_id.clone(), EventKey::of(event, sources));
                 }
             }
             Decision::RetractEvent {
                 event_id, version, ..
             } => {
-                if let Some(state) = self.events.get_mut(event_id)
-                    && state.event.version < *version
+                if let Some(key) = self.events.get(event_id)
+                    && key.version < *version
+                    && let Some(mut event) = self.store.load(event_id)
                 {
-                    state.event.retracted = true;
-                    state.event.version = *version;
+                    let sources = key.sources;
+                    event.retracted = true;
+                    event.version = *version;
+                    self.store.save(&event);
+                    self.events
+                        .insert(event_id.clone(), EventKey::of(&event, sources));
                 }
             }
-            Decision::DocumentResolved {
-                document_id,
-                document_name,
-                persons,
-                event_ids,
-            } => {
-                self.documents.insert(
-                    document_id.clone(),
-                    (document_name.clone(), persons.clone(), event_ids.clone()),
-                );
-            }
+            // Which document reported what is the service's business (it
+            // keeps it to diff re-extractions); the resolver needs none of it.
+            Decision::DocumentResolved { .. } => {}
         }
     }
 
@@ -694,7 +755,7 @@ impl Resolver {
             .filter_map(|(m, (id, name))| id.clone().map(|id| (m.text.clone(), (id, name.clone()))))
             .collect();
         // --- events
-        let mut pending: Vec<(String, TalksEvent, Option<NaiveDate>)> = Vec::new();
+        let mut pending: Vec<(String, EventKey, Option<NaiveDate>)> = Vec::new();
         let mut event_ids = Vec::new();
         for (index, candidate) in extraction.events.iter().enumerate() {
             let mut event = candidate.clone();
@@ -711,28 +772,29 @@ impl Resolver {
                 seen.insert(p.name.clone())
             });
             let reference = doc.reference_date;
+            let key = EventKey::of(&event, 0);
             // Known event, or one recorded earlier in this document?
             let known = self
                 .events
                 .iter()
-                .find(|(_, s)| same_event(&s.event, s.event.reported_on, &event, reference))
-                .map(|(id, s)| (id.clone(), s.clone()));
+                .find(|(_, k)| same_event(k, k.reported_on, &key, reference));
             let in_doc = pending
                 .iter()
-                .position(|(_, e, r)| same_event(e, *r, &event, reference));
-            let event_id = if let Some((id, state)) = known {
-                if !state.sources.contains(&doc.id) && !event_ids.contains(&id) {
+                .position(|(_, k, r)| same_event(k, *r, &key, reference));
+            let event_id = if let Some((id, known)) = known {
+                let id = id.clone();
+                if !event_ids.contains(&id) && !self.store.has_source(&id, &doc.id) {
                     let status = if event.event_type == EventType::TalksHeld {
                         EventStatus::Held
                     } else {
-                        state.event.status
+                        known.status
                     };
                     out.decisions.push(Decision::CorroborateEvent {
                         event_id: id.clone(),
                         evidence: event.evidence[0].clone(),
-                        source_count: state.sources.len() as u32 + 1,
+                        source_count: known.sources + 1,
                         status,
-                        version: state.event.version + 1,
+                        version: known.version + 1,
                         reported_type: event.event_type,
                     });
                 }
@@ -766,7 +828,7 @@ impl Resolver {
                 out.decisions.push(Decision::RecordEvent {
                     event: recorded.clone(),
                 });
-                pending.push((id.clone(), recorded.clone(), reference));
+                pending.push((id.clone(), EventKey::of(&recorded, 1), reference));
                 out.events.push(ResolvedEvent {
                     event_id: id.clone(),
                     event: recorded,
@@ -792,9 +854,9 @@ impl Resolver {
 /// Whether a new report describes a known event: same family (and the same
 /// type for ceasefires), the same sides, compatible dates and venues.
 fn same_event(
-    known: &TalksEvent,
+    known: &EventKey,
     known_ref: Option<NaiveDate>,
-    new: &TalksEvent,
+    new: &EventKey,
     new_ref: Option<NaiveDate>,
 ) -> bool {
     if known.retracted || known.event_type.family() != new.event_type.family() {
@@ -805,17 +867,14 @@ fn same_event(
     {
         return false;
     }
-    if known.party_codes() != new.party_codes() {
+    if known.parties != new.parties {
         return false;
     }
-    let dates_ok = match (known.date.date, new.date.date) {
-        (Some(a), Some(b)) => {
-            use parley_extract::model::DatePrecision::*;
-            match (known.date.precision, new.date.precision) {
-                (Day, Day) => a == b,
-                _ => (a - b).num_days().abs() <= 7,
-            }
-        }
+    let dates_ok = match (known.date, new.date) {
+        (Some(a), Some(b)) => match (known.precision, new.precision) {
+            (DatePrecision::Day, DatePrecision::Day) => a == b,
+            _ => (a - b).num_days().abs() <= 7,
+        },
         // Undated reports match only reports of about the same days.
         (Some(a), None) => new_ref.is_some_and(|r| (a - r).num_days().abs() <= 3),
         (None, Some(b)) => known_ref.is_some_and(|r| (b - r).num_days().abs() <= 3),
@@ -826,8 +885,8 @@ fn same_event(
     if !dates_ok {
         return false;
     }
-    match (&known.venue.city, &new.venue.city) {
-        (Some(a), Some(b)) => normalize(a) == normalize(b),
+    match (&known.city, &new.city) {
+        (Some(a), Some(b)) => a == b,
         _ => true,
     }
 }

@@ -385,11 +385,7 @@ pub(crate) fn whole_records(
         let last = last.sequence;
         if first.sequence == last {
             // One record with more entries than the limit: take all of it.
-            batch = journal
-                .after(cursor, usize::MAX)
-                .into_iter()
-                .take_while(|e| e.sequence == last)
-                .collect();
+            batch = journal.at_sequence(last);
         } else {
             batch.retain(|e| e.sequence != last);
         }
@@ -442,9 +438,8 @@ async fn run_worker(shared: Arc<Shared>, id: String, token: CancellationToken) {
         for letter in queued {
             let entry = shared
                 .journal
-                .after(letter.sequence.saturating_sub(1), usize::MAX)
+                .at_sequence(letter.sequence)
                 .into_iter()
-                .take_while(|e| e.sequence == letter.sequence)
                 .find(|e| e.idempotency_key == letter.idempotency_key);
             if let Some(entry) = entry {
                 match deliver(&shared, &id, &target, &entry, &token).await {

@@ -27,12 +27,16 @@ use tonic::{Request, Response, Status};
 
 use crate::Journal;
 use crate::filter::{Filter, FilterError};
-use crate::journal::{EventHistory, EventsView};
+use crate::journal::{Direction, EventSummary, JournalError};
 
 /// Page size when the request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// Largest page served: bounds the response size and the time the journal is read-locked.
+/// Largest page served: bounds the response size.
 pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Events read from the journal at a time while scanning for matches: the
+/// journal is locked per batch, so appends never wait behind a long scan.
+const SCAN_BATCH: usize = 256;
 
 /// Why a history request cannot be answered.
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +53,16 @@ pub enum HistoryError {
     /// No event has this id.
     #[error("no event with id {0:?}")]
     NotFound(String),
+    /// The journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl From<HistoryError> for Status {
     fn from(e: HistoryError) -> Self {
         match e {
             HistoryError::NotFound(_) => Status::not_found(e.to_string()),
+            HistoryError::Journal(_) => Status::internal(e.to_string()),
             _ => Status::invalid_argument(e.to_string()),
         }
     }
@@ -281,71 +289,73 @@ impl Query {
         Ok(ordinal)
     }
 
-    fn matches(&self, history: &EventHistory) -> bool {
-        let Some(event) = history.state() else {
+    fn matches(&self, summary: &EventSummary) -> bool {
+        let Some(event) = summary.state() else {
             return false;
         };
-        let at = |entry: &parley_domain::pb::SubscribeResponse| {
-            entry.recorded_at.as_ref().and_then(time::from_timestamp)
-        };
+        let at = |ts: Option<&prost_types::Timestamp>| ts.and_then(time::from_timestamp);
         !(self.exclude_retracted && event.retracted)
-            && self.recorded.contains(at(history.first()))
-            && self.updated.contains(at(history.latest()))
+            && self
+                .recorded
+                .contains(at(summary.first_recorded_at.as_ref()))
+            && self
+                .updated
+                .contains(at(summary.latest.recorded_at.as_ref()))
             && self.days.overlaps(event)
             && self.filter.matches(event)
     }
 
     /// Runs the query over the journal: one page and the token of the next.
-    pub fn run(&self, journal: &Journal) -> QueryEventsResponse {
-        journal.read_events(|view| self.run_on(view))
-    }
-
-    fn run_on(&self, view: &EventsView<'_>) -> QueryEventsResponse {
-        let len = view.len() as u64;
-        // Ordinals still to visit, in order.
-        let ordinals: Box<dyn Iterator<Item = u64>> = match (self.order, self.after) {
-            (Order::OldestFirst, None) => Box::new(0..len),
-            (Order::OldestFirst, Some(after)) => Box::new(after.saturating_add(1)..len),
-            (Order::NewestFirst, None) => Box::new((0..len).rev()),
-            (Order::NewestFirst, Some(after)) => Box::new((0..after.min(len)).rev()),
+    pub fn run(&self, journal: &Journal) -> Result<QueryEventsResponse, HistoryError> {
+        // First ordinal to visit, in the query's direction.
+        let (mut from, direction) = match (self.order, self.after) {
+            (Order::OldestFirst, None) => (Some(0), Direction::Ascending),
+            (Order::OldestFirst, Some(after)) => (after.checked_add(1), Direction::Ascending),
+            (Order::NewestFirst, None) => (Some(u64::MAX), Direction::Descending),
+            (Order::NewestFirst, Some(after)) => (after.checked_sub(1), Direction::Descending),
         };
         let mut events = Vec::new();
         let mut last = None;
         let mut more = false;
-        for ordinal in ordinals {
-            let Some(history) = view.by_ordinal(ordinal) else {
-                continue;
+        'scan: while let Some(start) = from {
+            let batch = journal.events_from(start, direction, SCAN_BATCH)?;
+            from = match (batch.last(), direction) {
+                _ if batch.len() < SCAN_BATCH => None,
+                (Some(e), Direction::Ascending) => e.ordinal.checked_add(1),
+                (Some(e), Direction::Descending) => e.ordinal.checked_sub(1),
+                (None, _) => None,
             };
-            if !self.matches(history) {
-                continue;
+            for summary in &batch {
+                if !self.matches(summary) {
+                    continue;
+                }
+                if events.len() == self.page_size {
+                    more = true;
+                    break 'scan;
+                }
+                events.push(history_event(summary));
+                last = Some(summary.ordinal);
             }
-            if events.len() == self.page_size {
-                more = true;
-                break;
-            }
-            events.push(history_event(history));
-            last = Some(ordinal);
         }
         let next_page_token = match (more, last) {
             (true, Some(last)) => self.encode_token(last),
             _ => String::new(),
         };
-        QueryEventsResponse {
+        Ok(QueryEventsResponse {
             events,
             next_page_token,
-        }
+        })
     }
 }
 
 /// The summary row of one event.
-fn history_event(history: &EventHistory) -> HistoryEvent {
-    let (first, latest) = (history.first(), history.latest());
+fn history_event(summary: &EventSummary) -> HistoryEvent {
     HistoryEvent {
-        event: latest.event.clone(),
-        first_sequence: first.sequence,
-        last_sequence: latest.sequence,
-        recorded_at: first.recorded_at,
-        updated_at: latest.recorded_at,
+        event: summary.latest.event.clone(),
+        first_sequence: summary.first_sequence,
+        last_sequence: summary.latest.sequence,
+        recorded_at: summary.first_recorded_at,
+        updated_at: summary.latest.recorded_at,
     }
 }
 
@@ -355,7 +365,7 @@ pub fn get_event(journal: &Journal, event_id: &str) -> Result<GetEventResponse, 
         return Err(HistoryError::Argument("event_id is empty".into()));
     }
     let history = journal
-        .history(event_id)
+        .history(event_id)?
         .ok_or_else(|| HistoryError::NotFound(event_id.to_owned()))?;
     let versions = history
         .changes
@@ -384,8 +394,16 @@ pub fn get_event(journal: &Journal, event_id: &str) -> Result<GetEventResponse, 
             }
         }
     }
+    let (first, latest) = (history.first(), history.latest());
+    let current = HistoryEvent {
+        event: latest.event.clone(),
+        first_sequence: first.sequence,
+        last_sequence: latest.sequence,
+        recorded_at: first.recorded_at,
+        updated_at: latest.recorded_at,
+    };
     Ok(GetEventResponse {
-        current: Some(history_event(&history)),
+        current: Some(current),
         versions,
         sources,
     })
@@ -437,7 +455,7 @@ impl EventHistoryService for HistoryGrpc {
         request: Request<QueryEventsRequest>,
     ) -> Result<Response<QueryEventsResponse>, Status> {
         let query = Query::from_request(request.get_ref())?;
-        Ok(Response::new(query.run(&self.journal)))
+        Ok(Response::new(query.run(&self.journal)?))
     }
 
     async fn get_event(
@@ -491,7 +509,7 @@ mod tests {
                 envelopes: vec![builder.envelope(format!("e{}", self.sequence), event)],
                 skipped: vec![],
             };
-            assert_eq!(self.journal.apply(&record), 1);
+            assert_eq!(self.journal.apply(&record).unwrap(), 1);
             self.sequence
         }
 
@@ -553,7 +571,10 @@ mod tests {
     }
 
     fn run(fixture: &Fixture, request: &QueryEventsRequest) -> QueryEventsResponse {
-        Query::from_request(request).unwrap().run(&fixture.journal)
+        Query::from_request(request)
+            .unwrap()
+            .run(&fixture.journal)
+            .unwrap()
     }
 
     #[test]
@@ -940,7 +961,7 @@ mod tests {
             let matcher = Filter::parse(FILTERS[filter]).unwrap();
             let mut expected: Vec<String> = (0..events.len())
                 .map(|i| format!("evt-{i:03}"))
-                .filter(|id| matcher.matches(&f.journal.event(id).unwrap()))
+                .filter(|id| matcher.matches(&f.journal.event(id).unwrap().unwrap()))
                 .collect();
             if !oldest_first {
                 expected.reverse();
@@ -1036,7 +1057,8 @@ mod tests {
         assert_eq!(journal.replay(stream).await.unwrap(), 2);
         let page = Query::from_request(&request("party = UKR"))
             .unwrap()
-            .run(&journal);
+            .run(&journal)
+            .unwrap();
         assert_eq!(page.events.len(), 1);
         let row = &page.events[0];
         assert_eq!((row.first_sequence, row.last_sequence), (1, 2));

@@ -17,7 +17,8 @@
 //! - `PARLEY_NOTIFY_SECRET_KEY`: key sealing webhook secrets (webhooks are refused without it);
 //! - `PARLEY_WEBHOOK_ALLOW_PRIVATE`, `PARLEY_WEBHOOK_MAX_ATTEMPTS`, `PARLEY_WEBHOOK_BACKOFF_MS`,
 //!   `PARLEY_WEBHOOK_MAX_BACKOFF_MS`, `PARLEY_WEBHOOK_TIMEOUT_MS`: see [`webhook`];
-//! - `PARLEY_NOTIFY_REPLICA_ID`, `PARLEY_NOTIFY_LEASE_MS`, `PARLEY_NOTIFY_CHECKPOINT_MS`: see [`delivery`].
+//! - `PARLEY_NOTIFY_REPLICA_ID`, `PARLEY_NOTIFY_LEASE_MS`, `PARLEY_NOTIFY_CHECKPOINT_MS`: see [`delivery`];
+//! - `PARLEY_NOTIFY_STATE_DIR`: folder of the journal's cache file (see [`journal`]).
 
 pub mod delivery;
 pub mod filter;
@@ -30,6 +31,7 @@ pub mod subscriptions;
 pub mod webhook;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -71,7 +73,14 @@ pub struct Config {
     /// NATS server for the NATS channel; defaults to the log's server.
     #[arg(long, env = "PARLEY_NOTIFY_NATS_URL")]
     pub notify_nats_url: Option<String>,
+    /// Folder for the journal's cache file (rebuilt from the log at each
+    /// start); a private temporary file when unset.
+    #[arg(long, env = STATE_DIR_ENV)]
+    pub state_dir: Option<PathBuf>,
 }
+
+/// Environment variable naming the journal's folder.
+pub const STATE_DIR_ENV: &str = "PARLEY_NOTIFY_STATE_DIR";
 
 /// How the notify service delivers, beyond the log it reads.
 #[derive(Debug, Clone, Default)]
@@ -86,6 +95,8 @@ pub struct NotifyStart {
     pub secret_key: Option<SecretKey>,
     /// Lease and checkpoint settings.
     pub delivery: DeliveryOptions,
+    /// Folder of the journal's cache file; a private temporary file when `None`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl NotifyStart {
@@ -97,6 +108,9 @@ impl NotifyStart {
             webhook: WebhookConfig::from_env(),
             secret_key: SecretKey::from_env()?,
             delivery: DeliveryOptions::from_env(None),
+            state_dir: std::env::var_os(STATE_DIR_ENV)
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from),
         })
     }
 }
@@ -131,7 +145,7 @@ impl Notify {
         start: NotifyStart,
         shutdown: ShutdownSignal,
     ) -> anyhow::Result<Self> {
-        let journal = Arc::new(Journal::default());
+        let journal = Arc::new(Journal::open(start.state_dir.as_deref())?);
         let subscriptions = Arc::new(Subscriptions::new(log.clone()));
         let mut records = log
             .read(StartAt::Beginning, followed(), ReadMode::ToEnd)
@@ -144,7 +158,7 @@ impl Notify {
             last = record.sequence;
             match decode_record(&record) {
                 Ok(decoded) => {
-                    journal.apply(&decoded);
+                    journal.apply(&decoded)?;
                     subscriptions.apply(&decoded);
                 }
                 Err(e) => tracing::error!(error = %e, "skipping undecodable record during replay"),
@@ -247,16 +261,20 @@ async fn follow(
             };
             match record {
                 Some(Ok(record)) => {
-                    next = record.sequence + 1;
                     metrics::counter!("parley_events_consumed_total", "service" => "notify")
                         .increment(1);
                     match decode_record(&record) {
                         Ok(decoded) => {
-                            journal.apply(&decoded);
+                            if let Err(e) = journal.apply(&decoded) {
+                                // Nothing of the record was applied: read it again.
+                                tracing::error!(error = %e, sequence = record.sequence, "cannot store a journal entry; retrying");
+                                break;
+                            }
                             subscriptions.apply(&decoded);
                         }
                         Err(e) => tracing::error!(error = %e, "skipping undecodable record"),
                     }
+                    next = record.sequence + 1;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, next, "log reader failed; reopening");
@@ -305,6 +323,7 @@ impl Application {
         // Stable across restarts of this process, distinct for replicas on one host.
         start.delivery =
             DeliveryOptions::from_env(Some(format!("{}:{}", hostname(), config.grpc_addr.port())));
+        start.state_dir.clone_from(&config.state_dir);
         let notify = Notify::start_with(log, start, shutdown.clone()).await?;
         let server = GrpcServer::new()
             .with_security(security)

@@ -135,6 +135,7 @@ fn start_options(max_attempts: u32) -> NotifyStart {
             checkpoint_every: 100,
             checkpoint_interval: Duration::from_millis(50),
         },
+        state_dir: None,
     }
 }
 

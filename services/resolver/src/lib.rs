@@ -10,9 +10,10 @@
 mod decisions;
 mod grpc;
 mod state;
+pub mod store;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parley_log::{ConsumerOptions, EventLog, Filter};
@@ -51,7 +52,14 @@ pub struct Config {
     /// Seconds allowed for draining on SIGTERM.
     #[arg(long, env = "PARLEY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Folder for the state file (rebuilt from the log at each start); a
+    /// private temporary file when unset.
+    #[arg(long, env = STATE_DIR_ENV)]
+    pub state_dir: Option<PathBuf>,
 }
+
+/// Environment variable naming the folder of the resolver's state file.
+pub const STATE_DIR_ENV: &str = "PARLEY_RESOLVER_STATE_DIR";
 
 /// The resolver's state and background consumer, independent of how it is served.
 pub struct ResolverService {
@@ -60,13 +68,28 @@ pub struct ResolverService {
 }
 
 impl ResolverService {
-    /// Replays the log into a fresh resolver, then consumes new documents.
+    /// [`ResolverService::start_in`] with the state folder from
+    /// `PARLEY_RESOLVER_STATE_DIR` (a private temporary file when unset).
     pub async fn start(
         log: Arc<dyn EventLog>,
         kb: &parley_kb::KnowledgeBase,
         shutdown: ShutdownSignal,
     ) -> anyhow::Result<Self> {
-        let state = Arc::new(ResolverState::new(log.clone(), kb));
+        let dir = std::env::var_os(STATE_DIR_ENV)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from);
+        Self::start_in(log, kb, dir.as_deref(), shutdown).await
+    }
+
+    /// Replays the log into a fresh resolver whose state file is in
+    /// `state_dir`, then consumes new documents.
+    pub async fn start_in(
+        log: Arc<dyn EventLog>,
+        kb: &parley_kb::KnowledgeBase,
+        state_dir: Option<&Path>,
+        shutdown: ShutdownSignal,
+    ) -> anyhow::Result<Self> {
+        let state = Arc::new(ResolverState::open(log.clone(), kb, state_dir)?);
         let replayed = state.replay().await?;
         tracing::info!(records = replayed, "resolver state rebuilt from the log");
         let mut options =
@@ -149,7 +172,9 @@ impl Application {
             anyhow::bail!(parley_runtime::STOPPED_BEFORE_READY);
         };
         let log: Arc<dyn EventLog> = log;
-        let service = ResolverService::start(log, &kb, shutdown.clone()).await?;
+        let service =
+            ResolverService::start_in(log, &kb, config.state_dir.as_deref(), shutdown.clone())
+                .await?;
         let server = GrpcServer::new()
             .with_security(security)
             .add_service(service.grpc().into_server());

@@ -1,6 +1,7 @@
 //! The resolver's state, its replay, and its handling of extracted documents.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use parley_runtime::{Handled, HandlerError, RecordHandler};
 use sha2::{Digest, Sha256};
 
 use crate::decisions::{aggregate_of, decision_from_event, decision_to_event};
+use crate::store::{StateFile, StoreError, fatal};
 
 /// The resolver plus what the service needs around it.
 pub struct ResolverState {
@@ -25,10 +27,10 @@ pub struct ResolverState {
 
 struct Inner {
     resolver: Resolver,
-    /// Ids of `CandidatesExtracted` events already resolved (from DocumentResolved causation ids).
-    handled: HashSet<String>,
-    /// Events each resolved document reports (its latest resolution), to diff a re-extraction.
-    document_events: HashMap<String, Vec<String>>,
+    /// On disk: ids of `CandidatesExtracted` events already resolved (from
+    /// DocumentResolved causation ids) and the events each resolved document
+    /// reports (its latest resolution), to diff a re-extraction.
+    documents: StateFile,
     /// Last log sequence folded into the resolver: the state is exactly the log up to here.
     applied: u64,
     /// Last record's sequence of every entity and talks aggregate, for expected-version appends.
@@ -55,19 +57,33 @@ pub struct StateSummary {
 }
 
 impl ResolverState {
-    /// A fresh state over the shipped knowledge base.
+    /// A fresh state over the knowledge base, in a private temporary file.
+    ///
+    /// # Panics
+    /// When SQLite cannot create a temporary database; use [`ResolverState::open`].
     pub fn new(log: Arc<dyn EventLog>, kb: &parley_kb::KnowledgeBase) -> Self {
-        Self {
+        Self::open(log, kb, None).expect("cannot create the resolver's temporary state file")
+    }
+
+    /// A fresh state over the knowledge base, its bulk in a file in
+    /// `state_dir` (rebuilt: earlier content is discarded) or, without one,
+    /// in a private temporary file.
+    pub fn open(
+        log: Arc<dyn EventLog>,
+        kb: &parley_kb::KnowledgeBase,
+        state_dir: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        let file = StateFile::open(state_dir)?;
+        Ok(Self {
             log,
             inner: Mutex::new(Inner {
-                resolver: Resolver::new(kb),
-                handled: HashSet::new(),
-                document_events: HashMap::new(),
+                resolver: Resolver::with_store(kb, Box::new(file.events())),
+                documents: file,
                 applied: 0,
                 versions: HashMap::new(),
             }),
             write: tokio::sync::Mutex::new(()),
-        }
+        })
     }
 
     /// Replays every decision in the log; returns the number of records read.
@@ -158,10 +174,10 @@ impl ResolverState {
                     ..
                 } = &decision
                 {
-                    inner.handled.insert(envelope.causation_id.clone());
                     inner
-                        .document_events
-                        .insert(document_id.clone(), event_ids.clone());
+                        .documents
+                        .record_document(&envelope.causation_id, document_id, event_ids)
+                        .unwrap_or_else(|e| fatal(e));
                 }
                 inner.resolver.apply(&decision);
             }
@@ -185,12 +201,15 @@ impl ResolverState {
         let mut events = 0;
         for event in inner.resolver.events() {
             events += 1;
-            hasher.update(serde_json::to_vec(event).unwrap_or_default());
+            hasher.update(serde_json::to_vec(&event).unwrap_or_default());
         }
         StateSummary {
             entities,
             events,
-            documents: inner.document_events.len() as u64,
+            documents: inner
+                .documents
+                .document_count()
+                .unwrap_or_else(|e| fatal(e)),
             digest: hex::encode(hasher.finalize()),
         }
     }
@@ -276,7 +295,7 @@ fn revise(
     now: &[parley_resolve::ResolvedEvent],
 ) -> Vec<Decision> {
     use parley_extract::model::TalksEvent;
-    let current = |id: &str| resolver.events().find(|e| e.event_id == id).cloned();
+    let current = |id: &str| resolver.get_event(id);
     let only_source =
         |event: &TalksEvent| event.evidence.iter().all(|e| e.document_id == document_id);
     // Fields a reader cares about, without bookkeeping (versions, counts, evidence).
@@ -393,8 +412,9 @@ impl ResolverState {
             .inner
             .lock()
             .expect("resolver lock poisoned")
-            .handled
-            .contains(&envelope.event_id);
+            .documents
+            .is_handled(&envelope.event_id)
+            .map_err(|e| LogError::Backend(e.to_string()))?;
         if already {
             return Ok(false);
         }
@@ -409,9 +429,9 @@ impl ResolverState {
             .inner
             .lock()
             .expect("resolver lock poisoned")
-            .document_events
-            .get(&meta.id)
-            .cloned();
+            .documents
+            .document_events(&meta.id)
+            .map_err(|e| LogError::Backend(e.to_string()))?;
         let mut decisions = resolution.decisions;
         if let Some(previous) = previous {
             // A re-extraction of a resolved document: amend and retract what it changed.
@@ -445,5 +465,125 @@ impl ResolverState {
         self.commit(&key, &envelope.event_id, &meta.id, decisions)
             .await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_extract::{Document, Extractor};
+    use parley_log::sqlite::SqliteLog;
+
+    const TEXTS: [&str; 4] = [
+        "Talks set\n\nRussia and Ukraine will meet in Istanbul on Thursday, officials said.",
+        "Talks held\n\nRussian and Ukrainian delegations met in Istanbul on Thursday. Keith Kellog said it went well.",
+        "Talks held\n\nUkrainian and Russian negotiators met in Istanbul on Thursday, officials said.",
+        "Ceasefire\n\nIsrael and Lebanon agreed a ceasefire in Doha on Friday, mediators said.",
+    ];
+
+    /// Appends the extraction of `text` as document `document_id` (a second
+    /// call with the same id is a re-extraction); returns the record.
+    async fn extracted(log: &SqliteLog, n: usize, document_id: &str, text: &str) -> DecodedRecord {
+        let kb = parley_kb::KnowledgeBase::bundled().unwrap();
+        let doc = Document::from_text(
+            &format!("{document_id}.txt"),
+            chrono::NaiveDate::from_ymd_opt(2025, 5, 12),
+            text,
+        );
+        let extraction = Extractor::new(&kb).extract(&doc);
+        let aggregate = AggregateRef::new(aggregate::ARTICLE, document_id).unwrap();
+        let envelope = EnvelopeBuilder::new(aggregate.clone()).envelope(
+            format!("x{n}"),
+            Event::CandidatesExtracted(convert::extraction_to_pb(
+                document_id,
+                &format!("{document_id}.txt"),
+                &extraction,
+            )),
+        );
+        let appended = append_events(
+            log,
+            aggregate,
+            ExpectedVersion::Any,
+            format!("m{n}"),
+            vec![envelope],
+        )
+        .await
+        .unwrap();
+        let mut records = log
+            .read(
+                StartAt::Sequence(appended.sequence),
+                Filter::all(),
+                ReadMode::ToEnd,
+            )
+            .await
+            .unwrap();
+        decode_record(&records.next().await.unwrap().unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_state_replayed_into_a_fresh_file_equals_the_live_one() {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log: Arc<SqliteLog> = Arc::new(SqliteLog::open(log_dir.path()).unwrap());
+        let kb = parley_kb::KnowledgeBase::bundled().unwrap();
+        let live = ResolverState::new(log.clone(), &kb);
+        let mut n = 0;
+        for round in 0..3 {
+            for (i, text) in TEXTS.iter().enumerate() {
+                n += 1;
+                let record = extracted(&log, n, &format!("doc-{round}-{i}"), text).await;
+                assert_eq!(live.handle(&record).await.unwrap(), Handled::Done);
+                // Exactly once: a redelivery decides nothing.
+                assert_eq!(live.handle(&record).await.unwrap(), Handled::Skipped);
+            }
+        }
+        // Re-extraction: doc-0-3 no longer reports the ceasefire, which it alone reported first.
+        n += 1;
+        let record = extracted(&log, n, "doc-0-3", "Nothing happened\n\nIt rained in Doha.").await;
+        assert_eq!(live.handle(&record).await.unwrap(), Handled::Done);
+
+        let summary = live.summary();
+        assert_eq!(summary.documents, 12);
+        assert!(summary.events >= 2, "{summary:?}");
+        let (talks, ceasefire) = live.with(|r| {
+            let events: Vec<_> = r.events().collect();
+            let talks = events
+                .iter()
+                .filter(|e| e.venue.city.as_deref() == Some("Istanbul"))
+                .cloned()
+                .collect::<Vec<_>>();
+            let ceasefire = events
+                .iter()
+                .filter(|e| e.venue.city.as_deref() == Some("Doha"))
+                .cloned()
+                .collect::<Vec<_>>();
+            (talks, ceasefire)
+        });
+        // Two Istanbul events (announced for Thursday the 15th, held on Thursday
+        // the 8th), each with one id for all its reports and every source kept.
+        assert_eq!(talks.len(), 2, "{talks:#?}");
+        let mut counts: Vec<(u32, usize)> = talks
+            .iter()
+            .map(|e| (e.source_count, e.evidence.len()))
+            .collect();
+        counts.sort();
+        assert_eq!(counts, [(3, 3), (6, 6)]);
+        assert_eq!(ceasefire.len(), 1);
+        assert_eq!(ceasefire[0].source_count, 2);
+        assert!(
+            ceasefire[0]
+                .evidence
+                .iter()
+                .all(|e| e.document_id != "doc-0-3"),
+            "the re-extracted document's evidence was dropped"
+        );
+
+        // Replayed into a state folder (over a damaged leftover file): the same state.
+        let state_dir = tempfile::tempdir().unwrap();
+        std::fs::write(state_dir.path().join(crate::store::FILE_NAME), b"junk").unwrap();
+        let replayed = ResolverState::open(log.clone(), &kb, Some(state_dir.path())).unwrap();
+        replayed.replay().await.unwrap();
+        assert_eq!(replayed.summary(), summary);
+        // And it knows every extraction was handled.
+        assert_eq!(replayed.handle(&record).await.unwrap(), Handled::Skipped);
     }
 }

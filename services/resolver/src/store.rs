@@ -1,0 +1,323 @@
+//! The resolver's on-disk state: what grows with every document.
+//!
+//! Entities and a small key per event stay in memory (see
+//! [`parley_resolve::Resolver`]); the full state of each event with every
+//! evidence, the documents reporting it, which extractions were already
+//! resolved and which events each document reported live in one local
+//! SQLite file, so the service stays the same size however many documents
+//! it has resolved.
+//!
+//! The file is a cache of the log, never a source of truth: it is created
+//! empty when the service starts (an earlier file, complete, half-written or
+//! damaged, is thrown away) and filled by replaying the log. By default it is
+//! a private temporary database that SQLite unlinks as soon as it is created;
+//! with a state directory it is `resolver-state.sqlite` there, guarded by a
+//! lock file so two processes never share it. Memory used by SQLite is its
+//! page cache ([`PAGE_CACHE_KIB`]).
+//!
+//! The resolver cannot decide anything on a state it failed to record, and
+//! its event store has no way to report an error: a failed write or read of
+//! the file (disk full, I/O error) stops the process with an error message,
+//! and the restarted process rebuilds the state from the log.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use parley_extract::model::TalksEvent;
+use parley_resolve::EventStore;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// SQLite page cache of the state file, in KiB.
+pub const PAGE_CACHE_KIB: i64 = 2048;
+
+/// Name of the state file inside a state directory.
+pub const FILE_NAME: &str = "resolver-state.sqlite";
+
+/// Why the state file could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("resolver state storage: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The state directory or its lock file.
+    #[error("resolver state directory {path}: {source}")]
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// Another process holds the state directory.
+    #[error("resolver state directory {0} is in use by another process")]
+    Locked(PathBuf),
+    /// A stored event does not decode (the file was damaged while open).
+    #[error("stored event does not decode: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE events (event_id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE sources (
+        event_id TEXT NOT NULL,
+        document_id TEXT NOT NULL,
+        PRIMARY KEY (event_id, document_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE handled (extraction_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE documents (document_id TEXT PRIMARY KEY, event_ids TEXT NOT NULL) WITHOUT ROWID;
+";
+
+/// The open state file, shared by the event store and the document table.
+#[derive(Clone)]
+pub struct StateFile {
+    db: Arc<Mutex<Connection>>,
+    /// Held while the file is in use, when it lives in a state directory.
+    _lock: Option<Arc<std::fs::File>>,
+}
+
+impl std::fmt::Debug for StateFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateFile").finish_non_exhaustive()
+    }
+}
+
+impl StateFile {
+    /// An empty state: in `state_dir` (created if needed, previous content
+    /// discarded) or, without one, in a private temporary file.
+    pub fn open(state_dir: Option<&Path>) -> Result<Self, StoreError> {
+        let (conn, lock) = match state_dir {
+            None => (Connection::open("")?, None),
+            Some(dir) => {
+                let io = |path: &Path| {
+                    let path = path.to_path_buf();
+                    move |source| StoreError::Io { path, source }
+                };
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+                let lock_path = dir.join(format!("{FILE_NAME}.lock"));
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(io(&lock_path))?;
+                match lock.try_lock() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        return Err(StoreError::Locked(dir.to_path_buf()));
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+                }
+                let path = dir.join(FILE_NAME);
+                for suffix in ["", "-journal", "-wal", "-shm"] {
+                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                    match std::fs::remove_file(&file) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(&file)(e)),
+                    }
+                }
+                (Connection::open(&path)?, Some(Arc::new(lock)))
+            }
+        };
+        // Rebuilt from the log after any crash: no fsync, rollback journal in memory.
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.pragma_update(None, "journal_mode", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            db: Arc::new(Mutex::new(conn)),
+            _lock: lock,
+        })
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        f(&self.db.lock().expect("resolver state lock poisoned"))
+    }
+
+    /// The event store over this file.
+    pub fn events(&self) -> SqliteEvents {
+        SqliteEvents { file: self.clone() }
+    }
+
+    /// Whether the extraction with this id was already resolved.
+    pub fn is_handled(&self, extraction_id: &str) -> Result<bool, StoreError> {
+        self.with(|db| {
+            Ok(db
+                .prepare_cached("SELECT 1 FROM handled WHERE extraction_id = ?1")?
+                .query_row([extraction_id], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+    }
+
+    /// Records a resolved document: the extraction it came from and the
+    /// events it reports (its latest resolution wins).
+    pub fn record_document(
+        &self,
+        extraction_id: &str,
+        document_id: &str,
+        event_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(event_ids)?;
+        self.with(|db| {
+            db.prepare_cached("INSERT OR IGNORE INTO handled (extraction_id) VALUES (?1)")?
+                .execute([extraction_id])?;
+            db.prepare_cached(
+                "INSERT OR REPLACE INTO documents (document_id, event_ids) VALUES (?1, ?2)",
+            )?
+            .execute(params![document_id, ids])?;
+            Ok(())
+        })
+    }
+
+    /// The events a resolved document reported at its latest resolution.
+    pub fn document_events(&self, document_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let ids: Option<String> = self.with(|db| {
+            Ok(db
+                .prepare_cached("SELECT event_ids FROM documents WHERE document_id = ?1")?
+                .query_row([document_id], |row| row.get(0))
+                .optional()?)
+        })?;
+        Ok(ids.map(|ids| serde_json::from_str(&ids)).transpose()?)
+    }
+
+    /// Number of resolved documents.
+    pub fn document_count(&self) -> Result<u64, StoreError> {
+        self.with(|db| {
+            Ok(db
+                .prepare_cached("SELECT COUNT(*) FROM documents")?
+                .query_row([], |row| row.get::<_, i64>(0))? as u64)
+        })
+    }
+}
+
+/// Stops the process: the state could not be read or written, and deciding
+/// on a state that is not the log's would fork it. The restart rebuilds it.
+pub(crate) fn fatal(error: StoreError) -> ! {
+    tracing::error!(error = %error, "the resolver's state file failed; exiting so a restart rebuilds it from the log");
+    eprintln!("parley-resolver: state file failed: {error}");
+    std::process::exit(70)
+}
+
+/// The resolver's [`EventStore`] in the state file.
+#[derive(Debug)]
+pub struct SqliteEvents {
+    file: StateFile,
+}
+
+impl SqliteEvents {
+    fn try_load(&self, event_id: &str) -> Result<Option<TalksEvent>, StoreError> {
+        let state: Option<Vec<u8>> = self.file.with(|db| {
+            Ok(db
+                .prepare_cached("SELECT state FROM events WHERE event_id = ?1")?
+                .query_row([event_id], |row| row.get(0))
+                .optional()?)
+        })?;
+        Ok(state.map(|s| serde_json::from_slice(&s)).transpose()?)
+    }
+
+    fn try_save(&self, event: &TalksEvent) -> Result<(), StoreError> {
+        let state = serde_json::to_vec(event)?;
+        self.file.with(|db| {
+            db.prepare_cached("INSERT OR REPLACE INTO events (event_id, state) VALUES (?1, ?2)")?
+                .execute(params![event.event_id, state])?;
+            Ok(())
+        })
+    }
+}
+
+impl EventStore for SqliteEvents {
+    fn load(&self, event_id: &str) -> Option<TalksEvent> {
+        self.try_load(event_id).unwrap_or_else(|e| fatal(e))
+    }
+
+    fn save(&mut self, event: &TalksEvent) {
+        self.try_save(event).unwrap_or_else(|e| fatal(e));
+    }
+
+    fn add_source(&mut self, event_id: &str, document_id: &str) -> bool {
+        self.file
+            .with(|db| {
+                Ok(db
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO sources (event_id, document_id) VALUES (?1, ?2)",
+                    )?
+                    .execute([event_id, document_id])?
+                    > 0)
+            })
+            .unwrap_or_else(|e| fatal(e))
+    }
+
+    fn has_source(&self, event_id: &str, document_id: &str) -> bool {
+        self.file
+            .with(|db| {
+                Ok(db
+                    .prepare_cached(
+                        "SELECT 1 FROM sources WHERE event_id = ?1 AND document_id = ?2",
+                    )?
+                    .query_row([event_id, document_id], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            })
+            .unwrap_or_else(|e| fatal(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real event, as the extractor reads it, under `id`.
+    fn event(id: &str) -> TalksEvent {
+        let kb = parley_kb::KnowledgeBase::bundled().unwrap();
+        let doc = parley_extract::Document::from_text(
+            "a.txt",
+            chrono::NaiveDate::from_ymd_opt(2025, 5, 11),
+            "Talks set\n\nRussia and Ukraine will meet in Istanbul on Thursday, officials said.",
+        );
+        let mut event = parley_extract::Extractor::new(&kb)
+            .extract(&doc)
+            .events
+            .remove(0);
+        event.event_id = id.into();
+        event
+    }
+
+    #[test]
+    fn events_sources_and_documents_round_trip_and_a_state_dir_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(Some(dir.path())).unwrap();
+        // A second process cannot share the folder.
+        assert!(matches!(
+            StateFile::open(Some(dir.path())),
+            Err(StoreError::Locked(_))
+        ));
+        let mut events = file.events();
+        let e = event("evt-1");
+        events.save(&e);
+        assert_eq!(events.load("evt-1"), Some(e.clone()));
+        assert_eq!(events.load("evt-2"), None);
+        assert!(events.add_source("evt-1", "doc-a"));
+        assert!(!events.add_source("evt-1", "doc-a"));
+        assert!(events.has_source("evt-1", "doc-a"));
+        assert!(!events.has_source("evt-1", "doc-b"));
+        assert!(!file.is_handled("x1").unwrap());
+        file.record_document("x1", "doc-a", &["evt-1".into()])
+            .unwrap();
+        file.record_document("x2", "doc-a", &[]).unwrap();
+        assert!(file.is_handled("x1").unwrap() && file.is_handled("x2").unwrap());
+        assert_eq!(file.document_events("doc-a").unwrap(), Some(vec![]));
+        assert_eq!(file.document_count().unwrap(), 1);
+        drop(events);
+        drop(file);
+
+        // Reopened (even over a damaged file): empty, to be rebuilt from the log.
+        std::fs::write(dir.path().join(FILE_NAME), b"garbage").unwrap();
+        let file = StateFile::open(Some(dir.path())).unwrap();
+        assert_eq!(file.events().load("evt-1"), None);
+        assert!(!file.is_handled("x1").unwrap());
+        assert_eq!(file.document_count().unwrap(), 0);
+    }
+}
