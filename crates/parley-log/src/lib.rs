@@ -16,6 +16,7 @@
 pub mod contract;
 mod error;
 pub mod jetstream;
+pub mod read_model;
 pub mod sqlite;
 
 use std::pin::Pin;

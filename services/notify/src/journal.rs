@@ -69,6 +69,17 @@ pub enum JournalError {
     Decode(#[from] prost::DecodeError),
 }
 
+impl From<parley_log::read_model::ReadModelError> for JournalError {
+    fn from(error: parley_log::read_model::ReadModelError) -> Self {
+        use parley_log::read_model::ReadModelError;
+        match error {
+            ReadModelError::Sqlite(e) => Self::Sqlite(e),
+            ReadModelError::Io { path, source } => Self::Io { path, source },
+            ReadModelError::Locked(dir) => Self::Locked(dir),
+        }
+    }
+}
+
 /// The journal of talks-event changes.
 pub struct Journal {
     db: Mutex<Connection>,
@@ -222,47 +233,8 @@ impl Journal {
     /// An empty journal: in `state_dir` (created if needed, previous content
     /// discarded) or, without one, in a private temporary file.
     pub fn open(state_dir: Option<&Path>) -> Result<Self, JournalError> {
-        let (conn, lock) = match state_dir {
-            None => (Connection::open("")?, None),
-            Some(dir) => {
-                let io = |path: &Path| {
-                    let path = path.to_path_buf();
-                    move |source| JournalError::Io { path, source }
-                };
-                std::fs::create_dir_all(dir).map_err(io(dir))?;
-                let lock_path = dir.join(format!("{FILE_NAME}.lock"));
-                let lock = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .map_err(io(&lock_path))?;
-                match lock.try_lock() {
-                    Ok(()) => {}
-                    Err(std::fs::TryLockError::WouldBlock) => {
-                        return Err(JournalError::Locked(dir.to_path_buf()));
-                    }
-                    Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
-                }
-                // A cache of the log: whatever an earlier run left (complete,
-                // half-written or damaged) is rebuilt, never trusted.
-                let path = dir.join(FILE_NAME);
-                for suffix in ["", "-journal", "-wal", "-shm"] {
-                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
-                    match std::fs::remove_file(&file) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(&file)(e)),
-                    }
-                }
-                (Connection::open(&path)?, Some(lock))
-            }
-        };
-        // Nothing here needs to survive a crash (it is rebuilt from the log),
-        // so no fsync and the rollback journal in memory.
-        conn.pragma_update(None, "synchronous", "OFF")?;
-        conn.pragma_update(None, "journal_mode", "MEMORY")?;
-        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+        let parley_log::read_model::ReadModelFile { conn, lock } =
+            parley_log::read_model::open_read_model(state_dir, FILE_NAME, PAGE_CACHE_KIB)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             db: Mutex::new(conn),

@@ -55,6 +55,17 @@ pub enum StoreError {
     Decode(#[from] serde_json::Error),
 }
 
+impl From<parley_log::read_model::ReadModelError> for StoreError {
+    fn from(error: parley_log::read_model::ReadModelError) -> Self {
+        use parley_log::read_model::ReadModelError;
+        match error {
+            ReadModelError::Sqlite(e) => Self::Sqlite(e),
+            ReadModelError::Io { path, source } => Self::Io { path, source },
+            ReadModelError::Locked(dir) => Self::Locked(dir),
+        }
+    }
+}
+
 const SCHEMA: &str = "
     CREATE TABLE events (event_id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE sources (
@@ -84,44 +95,9 @@ impl StateFile {
     /// An empty state: in `state_dir` (created if needed, previous content
     /// discarded) or, without one, in a private temporary file.
     pub fn open(state_dir: Option<&Path>) -> Result<Self, StoreError> {
-        let (conn, lock) = match state_dir {
-            None => (Connection::open("")?, None),
-            Some(dir) => {
-                let io = |path: &Path| {
-                    let path = path.to_path_buf();
-                    move |source| StoreError::Io { path, source }
-                };
-                std::fs::create_dir_all(dir).map_err(io(dir))?;
-                let lock_path = dir.join(format!("{FILE_NAME}.lock"));
-                let lock = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .map_err(io(&lock_path))?;
-                match lock.try_lock() {
-                    Ok(()) => {}
-                    Err(std::fs::TryLockError::WouldBlock) => {
-                        return Err(StoreError::Locked(dir.to_path_buf()));
-                    }
-                    Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
-                }
-                let path = dir.join(FILE_NAME);
-                for suffix in ["", "-journal", "-wal", "-shm"] {
-                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
-                    match std::fs::remove_file(&file) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(&file)(e)),
-                    }
-                }
-                (Connection::open(&path)?, Some(Arc::new(lock)))
-            }
-        };
-        // Rebuilt from the log after any crash: no fsync, rollback journal in memory.
-        conn.pragma_update(None, "synchronous", "OFF")?;
-        conn.pragma_update(None, "journal_mode", "MEMORY")?;
-        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+        let parley_log::read_model::ReadModelFile { conn, lock } =
+            parley_log::read_model::open_read_model(state_dir, FILE_NAME, PAGE_CACHE_KIB)?;
+        let lock = lock.map(Arc::new);
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             db: Arc::new(Mutex::new(conn)),
