@@ -277,7 +277,7 @@ re!(
 );
 re!(
     AGREEMENT_RE,
-    r"\b(?:(?P<verb>agree[ds]?|agreeing)\b[^.;]{0,30}?\bto\s+(?:swap|exchange|release|return|free|hand\s+over|trade)|(?P<noun>agreement|deal|accord|treaty|memorandum|framework|peace\s+plan|declaration|prisoner\s+(?:swap|exchange)|exchange\s+of\s+(?:prisoners|captives|bodies|pows)|swap\s+of\s+prisoners))\b"
+    r"\b(?:(?P<verb>agree[ds]?|agreeing)\b[^.;]{0,30}?\bto\s+(?:swap|exchange|release|return|free|hand\s+over|trade)|(?P<verb3>agree[ds]?|agreeing)\s+(?:on|to|upon)\s+(?:a|an|the)\s+(?:[a-z-]+\s+){0,2}?(?:mechanism|roadmap|road\s+map|protocol|arrangement|working\s+group|joint\s+committee|joint\s+commission)|(?P<noun>agreement|deal|accord|treaty|memorandum|framework|peace\s+plan|declaration|prisoner\s+(?:swap|exchange)|exchange\s+of\s+(?:prisoners|captives|bodies|pows)|swap\s+of\s+prisoners))\b"
 );
 re!(
     COMPLETION_RE,
@@ -913,15 +913,21 @@ impl Extractor {
         for i in 1..actors.len() {
             let (head, rest) = actors.split_at_mut(i);
             let person = &mut rest[0];
-            if !person.from_person || person.mediator {
+            if person.mediator {
                 continue;
             }
-            if let Some(host) = head.iter().rev().find(|h| h.end <= person.start)
-                && host.mediator
+            let Some(host) = head.iter().rev().find(|h| h.end <= person.start) else {
+                continue;
+            };
+            // "the UN Support Mission in Libya (UNSMIL)": the acronym too.
+            let acronym = lower[host.end..person.start].trim() == "(";
+            if host.mediator
                 && host.code == person.code
-                && person.start - host.end <= 40
-                && !lower[host.end..person.start].contains([',', ';'])
-                && !lower[host.end..person.start].contains(" and ")
+                && (acronym
+                    || person.from_person
+                        && person.start - host.end <= 40
+                        && !lower[host.end..person.start].contains([',', ';'])
+                        && !lower[host.end..person.start].contains(" and "))
             {
                 person.mediator = true;
             }
