@@ -99,12 +99,6 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Waits until the gRPC server at `url` reports SERVING.
 async fn wait_serving(url: &str, process: &mut Process, log: &Path) -> anyhow::Result<Channel> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -160,7 +154,7 @@ struct System {
 }
 
 async fn start_up(bin: &Path, dir: &Path) -> anyhow::Result<System> {
-    let port = free_port()?;
+    let port = parley_testkit::free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let mut command = Command::new(bin.join("parley"));
     command
@@ -180,7 +174,7 @@ async fn start_up(bin: &Path, dir: &Path) -> anyhow::Result<System> {
 }
 
 async fn start_services(bin: &Path, dir: &Path) -> anyhow::Result<System> {
-    let nats_port = free_port()?;
+    let nats_port = parley_testkit::free_port()?;
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
     let store = dir.join("jetstream");
     std::fs::create_dir_all(&store)?;
@@ -199,7 +193,7 @@ async fn start_services(bin: &Path, dir: &Path) -> anyhow::Result<System> {
     let mut processes = vec![];
     let mut channels = vec![];
     for name in ["parley-ingest", "parley-resolver", "parley-notify"] {
-        let port = free_port()?;
+        let port = parley_testkit::free_port()?;
         let mut command = Command::new(bin.join(name));
         command
             .env("PARLEY_NATS_URL", &nats_url)

@@ -110,25 +110,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // the data directory on the embedded log, so they cost disk, not memory
     // (a temporary directory may be RAM); with --nats nothing is written
     // there and they go to private temporary files unless configured.
-    let state_dir = |service: &str| {
-        std::env::var_os(format!("PARLEY_{}_STATE_DIR", service.to_ascii_uppercase()))
-            .filter(|dir| !dir.is_empty())
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                args.nats
-                    .is_none()
-                    .then(|| args.data.join("state").join(service))
-            })
+    let default_state = |service: &str| {
+        args.nats
+            .is_none()
+            .then(|| args.data.join("state").join(service))
     };
+    let resolver_state = std::env::var_os(parley_resolver::STATE_DIR_ENV)
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| default_state("resolver"));
     let resolver = ResolverService::start_in(
         log.clone(),
         &kb,
-        state_dir("resolver").as_deref(),
+        resolver_state.as_deref(),
         shutdown.clone(),
     )
     .await?;
+    // `from_env` already read PARLEY_NOTIFY_STATE_DIR.
     let mut notify_start = parley_notify::NotifyStart::from_env()?;
-    notify_start.state_dir = state_dir("notify");
+    if notify_start.state_dir.is_none() {
+        notify_start.state_dir = default_state("notify");
+    }
     notify_start.nats = nats;
     if notify_start.secret_key.is_none() && args.nats.is_none() {
         notify_start.secret_key = Some(local_secret_key(&args.data)?);
