@@ -5,10 +5,18 @@
 //! normalised text, [`time`] resolves date expressions, and the extractor
 //! finds triggers, actors, dates and venues sentence by sentence.
 
+mod clause;
+mod coref;
 pub mod document;
 pub mod extract;
+mod frames;
 pub mod lexicon;
+mod linking;
+mod matching;
+mod mentions;
 pub mod model;
+mod persons;
+mod text;
 pub mod time;
 
 pub use document::{Document, DocumentError, Limits, read_documents, read_path};
