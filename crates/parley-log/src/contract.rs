@@ -5,7 +5,10 @@
 //! `&dyn EventLog` that panic (like `assert!`) when the backend breaks the
 //! contract. A backend's integration tests call each function against a
 //! fresh log: `tests/jetstream.rs` does it for [`crate::jetstream`] with a
-//! real nats-server; the embedded backend will do the same.
+//! real nats-server, `tests/sqlite.rs` for [`crate::sqlite`].
+//!
+//! Test support only: compiled with the `contract-tests` feature, which
+//! this crate's own tests turn on through a dev-dependency on itself.
 //!
 //! The functions create their own aggregates with unique names, so they also
 //! pass on a log that already holds other records.

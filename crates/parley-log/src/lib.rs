@@ -13,6 +13,8 @@
 //! - the *version* of an aggregate is the global sequence of its last record,
 //!   which is what optimistic concurrency ([`ExpectedVersion`]) compares.
 
+mod checks;
+#[cfg(feature = "contract-tests")]
 pub mod contract;
 mod error;
 pub mod jetstream;

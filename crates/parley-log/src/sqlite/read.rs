@@ -1,0 +1,232 @@
+//! Reads of the embedded log: by aggregate, and in global order from a
+//! start position (`ToEnd` replays and `Follow` tails), in bounded batches.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use rusqlite::{Connection, params, params_from_iter};
+use tokio::sync::watch;
+
+use super::row::{RECORD_COLUMNS, raw_record};
+use super::{BATCH, SqliteLog, to_nanos};
+use crate::checks::check_filter;
+use crate::{AggregateRef, Filter, LogError, LogRecord, ReadMode, RecordStream, StartAt};
+
+impl SqliteLog {
+    /// See [`crate::EventLog::aggregate_version`].
+    pub(super) async fn version_of(
+        &self,
+        aggregate: &AggregateRef,
+    ) -> Result<Option<u64>, LogError> {
+        let aggregate = AggregateRef::new(aggregate.kind.clone(), aggregate.id.clone())?;
+        self.read_with(move |conn| {
+            let version: Option<i64> = conn
+                .prepare_cached("SELECT max(seq) FROM events WHERE kind = ?1 AND agg_id = ?2")?
+                .query_row(params![aggregate.kind, aggregate.id], |row| row.get(0))?;
+            Ok(version.map(|v| v as u64))
+        })
+        .await
+    }
+
+    /// See [`crate::EventLog::read_aggregate`].
+    pub(super) async fn records_of(
+        &self,
+        aggregate: &AggregateRef,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        let aggregate = AggregateRef::new(aggregate.kind.clone(), aggregate.id.clone())?;
+        self.read_with(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM events WHERE kind = ?1 AND agg_id = ?2 ORDER BY seq"
+            ))?;
+            let rows = statement.query_map(params![aggregate.kind, aggregate.id], raw_record)?;
+            rows.map(|row| row?.into_record()).collect()
+        })
+        .await
+    }
+
+    /// See [`crate::EventLog::read`].
+    pub(super) async fn read_from(
+        &self,
+        start: StartAt,
+        filter: Filter,
+        mode: ReadMode,
+    ) -> Result<RecordStream, LogError> {
+        let kinds = kinds_of(&filter)?;
+        let last_at_start = *self.inner.appended.borrow();
+        let first = match start {
+            StartAt::Beginning => 1,
+            StartAt::Sequence(sequence) => sequence.max(1),
+            StartAt::New => last_at_start + 1,
+            StartAt::Time(time) => {
+                let nanos = to_nanos(time);
+                let first: Option<i64> = self
+                    .read_with(move |conn| {
+                        Ok(conn
+                            .prepare_cached("SELECT min(seq) FROM events WHERE recorded_at >= ?1")?
+                            .query_row([nanos], |row| row.get(0))?)
+                    })
+                    .await?;
+                first.map_or(last_at_start + 1, |s| s as u64)
+            }
+        };
+        let reader = Reader {
+            log: self.clone(),
+            kinds,
+            next: first,
+            end: (mode == ReadMode::ToEnd).then_some(last_at_start),
+            buffer: VecDeque::new(),
+            changes: self.inner.appended.subscribe(),
+            done: false,
+        };
+        let records = futures::stream::unfold(reader, |mut reader| async move {
+            let item = reader.next_record().await?;
+            Some((item, reader))
+        });
+        Ok(records.boxed())
+    }
+
+    /// Records with `first <= seq <= last` passing `kinds`, at most `limit`.
+    pub(super) async fn range(
+        &self,
+        first: u64,
+        last: u64,
+        kinds: Arc<[String]>,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        self.read_with(move |conn| query_range(conn, first, last, &kinds, limit))
+            .await
+    }
+}
+
+/// State of one `read` stream.
+struct Reader {
+    log: SqliteLog,
+    kinds: Arc<[String]>,
+    /// Next sequence to look at.
+    next: u64,
+    /// Last sequence a `ToEnd` read delivers; `None` follows forever.
+    end: Option<u64>,
+    buffer: VecDeque<LogRecord>,
+    changes: watch::Receiver<u64>,
+    done: bool,
+}
+
+impl Reader {
+    async fn next_record(&mut self) -> Option<Result<LogRecord, LogError>> {
+        loop {
+            if let Some(record) = self.buffer.pop_front() {
+                return Some(Ok(record));
+            }
+            if self.done {
+                return None;
+            }
+            // Everything up to `committed` is visible to the read connection.
+            let committed = *self.changes.borrow_and_update();
+            let upto = self.end.unwrap_or(committed);
+            if self.next > upto {
+                if self.end.is_some() {
+                    self.done = true;
+                    return None;
+                }
+                // Follow: sleep until the next commit.
+                if self.changes.changed().await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            match self
+                .log
+                .range(self.next, upto, self.kinds.clone(), BATCH)
+                .await
+            {
+                Ok(records) => {
+                    // A full batch may have more behind it; otherwise every
+                    // sequence up to `upto` has been looked at.
+                    self.next = match records.last() {
+                        Some(last) if records.len() == BATCH => last.sequence + 1,
+                        _ => upto + 1,
+                    };
+                    self.buffer.extend(records);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// A filter's types, checked; they are compared with the `kind` column.
+pub(super) fn kinds_of(filter: &Filter) -> Result<Arc<[String]>, LogError> {
+    check_filter(filter)?;
+    Ok(filter.aggregate_types.iter().cloned().collect())
+}
+
+/// ` AND kind IN (?n, ...)` with parameters from `first`, or nothing.
+pub(super) fn kind_clause(count: usize, first: usize) -> String {
+    if count == 0 {
+        return String::new();
+    }
+    let placeholders: Vec<String> = (first..first + count).map(|i| format!("?{i}")).collect();
+    format!(" AND +kind IN ({})", placeholders.join(", "))
+}
+
+/// The parameters of a `seq >= ?1 AND seq <= ?2` query followed by its
+/// [`kind_clause`].
+fn range_parameters(first: u64, last: u64, kinds: &[String]) -> Vec<rusqlite::types::Value> {
+    [
+        rusqlite::types::Value::from(first.min(i64::MAX as u64) as i64),
+        rusqlite::types::Value::from(last.min(i64::MAX as u64) as i64),
+    ]
+    .into_iter()
+    .chain(kinds.iter().map(|k| k.clone().into()))
+    .collect()
+}
+
+/// Number of records in `first..=last` of the given kinds (all kinds if none).
+pub(super) fn count_range(
+    conn: &Connection,
+    first: u64,
+    last: u64,
+    kinds: &[String],
+) -> Result<u64, LogError> {
+    let sql = format!(
+        "SELECT count(*) FROM events WHERE seq >= ?1 AND seq <= ?2{}",
+        kind_clause(kinds.len(), 3)
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let parameters = range_parameters(first, last, kinds);
+    let count: i64 = statement.query_row(params_from_iter(parameters), |row| row.get(0))?;
+    Ok(count as u64)
+}
+
+fn query_range(
+    conn: &Connection,
+    first: u64,
+    last: u64,
+    kinds: &[String],
+    limit: usize,
+) -> Result<Vec<LogRecord>, LogError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE seq >= ?1 AND seq <= ?2{} \
+         ORDER BY seq LIMIT {limit}",
+        kind_clause(kinds.len(), 3)
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let parameters = range_parameters(first, last, kinds);
+    let rows = statement.query_map(params_from_iter(parameters), raw_record)?;
+    rows.map(|row| row?.into_record()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_clause_numbers_parameters() {
+        assert_eq!(kind_clause(0, 3), "");
+        assert_eq!(kind_clause(2, 3), " AND +kind IN (?3, ?4)");
+    }
+}
