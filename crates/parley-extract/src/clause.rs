@@ -5,329 +5,9 @@ use crate::frames::*;
 use crate::matching::*;
 use crate::mentions::*;
 use crate::persons::*;
+use crate::rules::*;
 use crate::time::Tense;
 use std::collections::HashSet;
-use std::sync::LazyLock;
-
-re!(
-    BACKGROUND_RE,
-    r"\b(?:(?:a|one|two|three|four|several|\d+)\s+(?:weeks?|months?|years?)\s+(?:after|before|since)|(?:weeks|months|years)\s+(?:after|before|ago)|last\s+(?:year|month|spring|summer|autumn|winter)|in\s+(?:19|20)\d\d\b)"
-);
-/// Substrings (lower case) the background expression cannot match without.
-pub(crate) static BACKGROUND_WORDS: LazyLock<Cues> =
-    LazyLock::new(|| Cues::new(&["week", "month", "year", "last", "19", "20"]));
-
-re!(
-    SPEAKER_RE,
-    r"(?P<sp>,\s+[^,]{0,80}?\b(?:said|says|told|added|announced|wrote|stated|claimed)\b)[^,]*$|(?P<acc>\baccording\s+to\b[^,]*)"
-);
-/// Words without one of which neither [`SPEAKER_RE`] nor [`SPEECH_RE`] can
-/// match (as substrings, lower case): a cheap test that skips both.
-pub(crate) static SPEECH_WORDS: LazyLock<Cues> = LazyLock::new(|| {
-    Cues::new(&[
-        "said",
-        "says",
-        "told",
-        "added",
-        "announced",
-        "wrote",
-        "stated",
-        "claimed",
-        "insisted",
-        "confirmed",
-        "according",
-    ])
-});
-re!(
-    SPEECH_RE,
-    r"\b(?:said|says|told|announced|wrote|stated|claimed|added|insisted|confirmed|according\s+to)\b"
-);
-
-/// Words before a trigger that cancel it.
-pub(crate) const NEGATIONS: &[&str] = &[
-    "no",
-    "despite",
-    "not",
-    "never",
-    "n't",
-    "neither",
-    "nor",
-    "without",
-    "rejected",
-    "rejects",
-    "reject",
-    "rejecting",
-    "refused",
-    "refuses",
-    "denied",
-    "denies",
-    "ruled",
-    "dismissed",
-    "stopped short",
-    "short of",
-    "instead of",
-    "rather than",
-    "cancelled",
-    "canceled",
-    "postponed",
-];
-/// Clause words that make a trigger hypothetical.
-pub(crate) const HYPOTHETICALS: &[&str] = &[
-    "if",
-    "unless",
-    "whether",
-    "could",
-    "might",
-    "hope",
-    "hopes",
-    "hoped",
-    "hoping",
-    "want",
-    "wants",
-    "wanted",
-    "wish",
-    "wished",
-    "potential",
-    "possible",
-    "possibly",
-    "any",
-    "would require",
-    "would need",
-    "once",
-    "in case",
-    "should",
-    "condition",
-    "conditions",
-    "prospect",
-    "prospects",
-    "chance",
-    "chances",
-    "idea of",
-    "dream",
-    "imagine",
-    "consider",
-    "considering",
-    "considered",
-    "no date",
-    "yet to be",
-];
-/// Cues that put talks in the future.
-pub(crate) const FUTURE_CUES: &[&str] = &[
-    "will",
-    "would",
-    "'ll",
-    "plan",
-    "plans",
-    "planned",
-    "planning",
-    "set to",
-    "expected",
-    "scheduled",
-    "due to",
-    "to hold",
-    "to meet",
-    "is to",
-    "are to",
-    "proposed",
-    "propose",
-    "proposes",
-    "proposing",
-    "offered",
-    "offer",
-    "offers",
-    "invited",
-    "invite",
-    "invites",
-    "ready to",
-    "going to",
-    "intends",
-    "intend",
-    "next",
-    "upcoming",
-    "prepare",
-    "preparing",
-    "to travel",
-    "to visit",
-    "seeks",
-    "seeking",
-    "called for",
-    "calls for",
-    "urged",
-    "arrange",
-    "arranging",
-    "to resume",
-    "resume",
-    "await",
-    "awaiting",
-    "starting",
-    "beginning",
-    "from next",
-];
-/// Cues that put talks in the past or present.
-pub(crate) const PAST_CUES: &[&str] = &[
-    "met",
-    "held",
-    "after",
-    "during",
-    "spoke",
-    "talked",
-    "took place",
-    "concluded",
-    "ended",
-    "hosted",
-    "attended",
-    "attend",
-    "attends",
-    "took part",
-    "had",
-    "was",
-    "were",
-    "began",
-    "started",
-    "wrapped",
-    "following",
-    "sat",
-    "discussed",
-    "is meeting",
-    "are meeting",
-    "are holding",
-    "is holding",
-    "under way",
-    "underway",
-    "ongoing",
-    "continue",
-    "continued",
-    "continuing",
-    "resumed",
-];
-/// Cues of a ceasefire merely proposed or demanded.
-pub(crate) const PROPOSE_CUES: &[&str] = &[
-    "propos",
-    "offer",
-    "call for",
-    "calls for",
-    "called for",
-    "calling for",
-    "demand",
-    "urge",
-    "urging",
-    "push for",
-    "pushed for",
-    "pushing for",
-    "ready to",
-    "back",
-    "accept",
-    "suggest",
-    "plan for",
-    "seek",
-    "sought",
-    "appeal",
-    "support",
-    "push",
-    "insist",
-    "want",
-];
-/// Cues of a ceasefire agreed, declared or in force.
-pub(crate) const AGREE_CUES: &[&str] = &[
-    "agreed",
-    "agree",
-    "agrees",
-    "took effect",
-    "take effect",
-    "takes effect",
-    "came into force",
-    "come into force",
-    "comes into force",
-    "took hold",
-    "takes hold",
-    "in effect",
-    "in force",
-    "signed",
-    "declared",
-    "declare",
-    "declares",
-    "announced",
-    "announces",
-    "announce",
-    "ordered",
-    "orders",
-    "order",
-    "brokered",
-    "reached",
-    "struck",
-    "implemented",
-    "observed",
-    "began",
-    "begins",
-    "started",
-    "holding",
-    "held",
-    "unilateral",
-    "extended",
-    "extends",
-    "agreement",
-];
-
-pub(crate) static HYPO_CUES: LazyLock<Cues> = LazyLock::new(|| {
-    let words: Vec<&str> = HYPOTHETICALS
-        .iter()
-        .copied()
-        .filter(|h| !matches!(*h, "any" | "potential" | "possible"))
-        .collect();
-    Cues::new(&words)
-});
-cues!(FUTURE_SET, FUTURE_CUES);
-cues!(PAST_SET, PAST_CUES);
-cues!(PROPOSE_SET, PROPOSE_CUES);
-cues!(
-    AFTER_FUTURE,
-    &[
-        "will",
-        "would",
-        "is expected",
-        "are expected",
-        "is scheduled",
-        "are scheduled",
-        "set for",
-        "planned for",
-        "to be held",
-        "is due",
-        "are due",
-        "is set to",
-        "are set to",
-        "will resume",
-        "could take place",
-        "slated",
-    ]
-);
-
-cues!(AGREE_SET, AGREE_CUES);
-cues!(
-    BREAK_SET,
-    &[
-        ", who ",
-        ", which ",
-        ", while ",
-        " but ",
-        "; ",
-        ", after ",
-        " after ",
-        " while ",
-        " whereas ",
-        ", as ",
-        ", when ",
-        ", although ",
-        ", saying ",
-        ", adding ",
-        ", according ",
-        " so that ",
-        " before ",
-        ", where ",
-        ": ",
-        " - ",
-        ", and ",
-    ]
-);
 
 pub(crate) fn dist(pos: usize, t: &Trigger) -> usize {
     if pos < t.start {
@@ -338,8 +18,7 @@ pub(crate) fn dist(pos: usize, t: &Trigger) -> usize {
 }
 
 /// A negation word shortly before the trigger.
-pub(crate) fn negated(before: &str, kind: TriggerKind) -> bool {
-    static NEG: LazyLock<Cues> = LazyLock::new(|| Cues::new(NEGATIONS));
+pub(crate) fn negated(r: &Rules, before: &str, kind: TriggerKind) -> bool {
     // The last five words before the trigger.
     let mut cut = before.len();
     let mut words = 0;
@@ -356,11 +35,11 @@ pub(crate) fn negated(before: &str, kind: TriggerKind) -> bool {
     if window.contains("n't") {
         return true;
     }
-    if !NEG.matches(window, true).any(|_| true) {
+    if !r.negation.cues.matches(window, true).any(|_| true) {
         return false;
     }
-    NEGATIONS.iter().any(|n| {
-        if (*n == "rejected" || *n == "rejects" || *n == "reject" || *n == "rejecting")
+    r.negation.words.iter().map(String::as_str).any(|n| {
+        if (n == "rejected" || n == "rejects" || n == "reject" || n == "rejecting")
             && kind != TriggerKind::Ceasefire
         {
             return false;
@@ -376,7 +55,7 @@ pub(crate) fn negated(before: &str, kind: TriggerKind) -> bool {
 }
 
 /// Hopes, conditions and possibilities are not events.
-pub(crate) fn hypothetical(before: &str, clause: &str, t: &Trigger) -> bool {
+pub(crate) fn hypothetical(r: &Rules, before: &str, clause: &str, t: &Trigger) -> bool {
     // The last four words: a cue word cannot span two of them, so each is
     // checked on its own.
     if before
@@ -388,7 +67,7 @@ pub(crate) fn hypothetical(before: &str, clause: &str, t: &Trigger) -> bool {
         return true;
     }
     let _ = t;
-    HYPO_CUES.any(clause)
+    r.hypothetical_clause.any(clause)
 }
 
 /// "truce plan", "ceasefire proposal": the ceasefire word names a proposal.
@@ -415,19 +94,7 @@ pub(crate) fn proposal_noun_after(text: &str, end: usize) -> bool {
 
 /// The word a date expression hangs on is a verb in the past ("said on
 /// Tuesday", "agreed late on Wednesday", "met on Monday").
-pub(crate) fn past_verb_before(before: &str) -> bool {
-    const IRREGULAR: &[&str] = &[
-        "said", "told", "met", "held", "spoke", "began", "took", "sat", "wrote", "struck", "broke",
-        "fought", "made", "gave", "won", "came", "went", "saw", "fled", "shot",
-    ];
-    const NOT_PAST: &[&str] = &[
-        "scheduled",
-        "planned",
-        "expected",
-        "slated",
-        "proposed",
-        "due",
-    ];
+pub(crate) fn past_verb_before(r: &Rules, before: &str) -> bool {
     let mut words = before
         .split_whitespace()
         .rev()
@@ -436,7 +103,7 @@ pub(crate) fn past_verb_before(before: &str) -> bool {
     let Some(word) = words.next() else {
         return false;
     };
-    if NOT_PAST.contains(&word) {
+    if r.not_past.contains(word) {
         return false;
     }
     // Auxiliaries make it something else: "will be held on", "is expected".
@@ -448,48 +115,34 @@ pub(crate) fn past_verb_before(before: &str) -> bool {
     {
         return false;
     }
-    IRREGULAR.contains(&word) || word.len() > 4 && word.ends_with("ed")
+    r.irregular_past.contains(word) || word.len() > 4 && word.ends_with("ed")
 }
 
 /// A ceasefire already in place that the clause only refers to ("remained
 /// committed to the truce", "talks to firm up the truce"): not a new event.
-pub(crate) fn refers_to_existing(before: &str) -> bool {
-    const REFERENCES: &[&str] = &[
-        "committed to",
-        "commitment to",
-        "firm up",
-        "shore up",
-        "consolidate",
-        "uphold",
-        "upholding",
-        "respect",
-        "respecting",
-        "preserve",
-        "preserving",
-        "salvage",
-        "strengthen",
-        "monitor",
-        "monitoring",
-        "terms of",
-        "text of",
-        "implementation of",
-        "progress towards",
-        "progress toward",
-    ];
+pub(crate) fn refers_to_existing(r: &Rules, before: &str) -> bool {
     let near = tail(before, 40);
     let near = near.trim_end();
     // Up to three words (articles, adjectives) between the cue and the trigger.
     let words: Vec<&str> = near.split_whitespace().collect();
     (0..=3.min(words.len())).any(|skip| {
         let head = words[..words.len() - skip].join(" ");
-        REFERENCES.iter().any(|r| head.ends_with(r))
+        r.refers_to_existing
+            .words
+            .iter()
+            .any(|w| head.ends_with(w.as_str()))
     })
 }
 
 /// A ceasefire that is the subject of talks ("talks on the partial ceasefire").
-pub(crate) fn is_topic(lower: &str, sentence_start: usize, trigger_start: usize) -> bool {
+pub(crate) fn is_topic(
+    r: &Rules,
+    lower: &str,
+    sentence_start: usize,
+    trigger_start: usize,
+) -> bool {
     let lower = &lower[sentence_start..trigger_start];
-    let Some(talk) = TALKS_RE.find_iter(lower).last() else {
+    let Some(talk) = r.talks.find_iter(lower).last() else {
         return false;
     };
     let gap = &lower[talk.end()..];
@@ -509,43 +162,24 @@ pub(crate) fn is_topic(lower: &str, sentence_start: usize, trigger_start: usize)
 /// The clause a trigger belongs to: from the last clause break before it to
 /// the first after it (`text` in lower case).
 pub(crate) fn clause_bounds(
+    r: &Rules,
     text: &str,
     ss: usize,
     se: usize,
     ts: usize,
     te: usize,
 ) -> (usize, usize) {
-    const BREAKS: &[&str] = &[
-        ", who ",
-        ", which ",
-        ", while ",
-        " but ",
-        "; ",
-        ", after ",
-        " after ",
-        " while ",
-        " whereas ",
-        ", as ",
-        ", when ",
-        ", although ",
-        ", saying ",
-        ", adding ",
-        ", according ",
-        " so that ",
-        " before ",
-        ", where ",
-        ": ",
-        " - ",
-        ", and ",
-    ];
-    let _ = BREAKS;
-    let start = BREAK_SET
+    let start = r
+        .clause_breaks
+        .cues
         .ac
         .find_iter(&text[ss..ts])
         .map(|m| ss + m.end())
         .max()
         .unwrap_or(ss);
-    let end = BREAK_SET
+    let end = r
+        .clause_breaks
+        .cues
         .ac
         .find_iter(&text[te..se])
         .map(|m| te + m.start())
@@ -555,7 +189,7 @@ pub(crate) fn clause_bounds(
 }
 
 /// Tense of a trigger from the cues before it in its clause.
-pub(crate) fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
+pub(crate) fn tense_of(r: &Rules, before: &str, trigger: &str, sentence: &str) -> Tense {
     // `before`, `trigger` and `sentence` are lower case.
     let t = trigger;
     if t.starts_with("met")
@@ -579,8 +213,8 @@ pub(crate) fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
     {
         return Tense::Future;
     }
-    let fut = nearest_cue(before, &FUTURE_SET);
-    let past = nearest_cue(before, &PAST_SET);
+    let fut = nearest_cue(before, &r.future.cues);
+    let past = nearest_cue(before, &r.past.cues);
     match (fut, past) {
         (Some(f), Some(p)) if f < p => Tense::Future,
         (Some(_), None) => Tense::Future,
@@ -600,6 +234,7 @@ pub(crate) fn tense_of(before: &str, trigger: &str, sentence: &str) -> Tense {
 
 /// Who the sentence attributes its claim to.
 pub(crate) fn attribution(
+    r: &Rules,
     text: &str,
     lower: &str,
     ss: usize,
@@ -609,7 +244,7 @@ pub(crate) fn attribution(
 ) -> Option<String> {
     let sent = &text[ss..se];
     // `lower` is the sentence in lower case.
-    for m in SPEECH_RE.find_iter(lower) {
+    for m in r.speech.find_iter(lower) {
         let verb_start = ss + m.start();
         let verb_end = ss + m.end();
         if sent[m.range()]

@@ -18,11 +18,11 @@
 
 use crate::coref::*;
 use crate::document::Document;
-use crate::frames::*;
 use crate::lexicon::Lexicon;
 use crate::linking::*;
 use crate::mentions::*;
 use crate::model::*;
+use crate::rules::Rules;
 use crate::text::*;
 use parley_kb::{KnowledgeBase, Via};
 use std::collections::HashMap;
@@ -33,6 +33,8 @@ pub const EXTRACTOR_VERSION: &str =
 
 /// Reads events and person mentions from documents; build once and share.
 pub struct Extractor {
+    /// Cue words, expressions and tables, compiled from the knowledge base's rule files.
+    pub(crate) rules: Rules,
     pub(crate) lex: Lexicon,
     /// Who held which post when: resolves "Ukraine's defence minister" to a person.
     pub(crate) kb: KnowledgeBase,
@@ -42,6 +44,7 @@ impl Extractor {
     /// Compiles the knowledge base into the extractor's dictionaries.
     pub fn new(kb: &KnowledgeBase) -> Extractor {
         Extractor {
+            rules: Rules::new(kb),
             lex: Lexicon::new(kb),
             kb: kb.clone(),
         }
@@ -57,8 +60,8 @@ impl Extractor {
         let lower = lower.as_str();
         let reference = doc.reference_date;
         let hits = self.lex.find(text);
-        let sentences = split_sentences(text, lower, doc.title.as_deref());
-        let dateline = find_dateline(text, &self.lex);
+        let sentences = split_sentences(&self.rules, text, lower, doc.title.as_deref());
+        let dateline = find_dateline(&self.rules, text, &self.lex);
 
         let (mut actors, cities, kb_people) =
             self.classify_hits(text, lower, &hits, dateline.as_ref());
@@ -78,7 +81,7 @@ impl Extractor {
             }
         }
         actors.sort_by_key(|a| a.start);
-        mark_roles(lower, &mut actors);
+        mark_roles(&self.rules, lower, &mut actors);
         // "hosted by U.S. President Donald Trump": the person named right
         // after a host speaks for the host.
         for i in 1..actors.len() {
@@ -109,12 +112,12 @@ impl Extractor {
         for a in actors.iter().filter(|a| !a.place) {
             *counts.entry(a.code.as_str()).or_default() += 1;
         }
-        let pairs = conflict_pairs(&counts);
+        let pairs = conflict_pairs(&self.rules, &counts);
         let dyad = pick_dyad(&pairs);
         // Whether the document speaks of a ceasefire at all: only "accused ...
         // of" needs it, so it is read on first use.
         let ceasefire_flag = std::cell::OnceCell::new();
-        let has_ceasefire = || *ceasefire_flag.get_or_init(|| CEASEFIRE_RE.is_match(lower));
+        let has_ceasefire = || *ceasefire_flag.get_or_init(|| self.rules.ceasefire.is_match(lower));
 
         // A digest of the name: once per document, not once per event.
         let document_id = doc.id();

@@ -16,6 +16,7 @@ mod matching;
 mod mentions;
 pub mod model;
 mod persons;
+mod rules;
 mod text;
 pub mod time;
 

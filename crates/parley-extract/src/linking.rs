@@ -46,22 +46,23 @@ impl Extractor {
         persons: &[Person],
         role_refs: &[Person],
         pairs: &[ConflictPair],
-        dyad: Option<(&'static str, &'static str)>,
+        dyad: Option<(&str, &str)>,
         has_ceasefire: &dyn Fn() -> bool,
         dateline: Option<&Dateline>,
         drafts: &mut Vec<Draft>,
     ) {
+        let r = &self.rules;
         let text = &folded.text;
         let (ss, se) = (sentence.start, sentence.end);
         let sent = &text[ss..se];
         let lower = &lower_doc[ss..se];
         // Most sentences have no trigger word: one automaton pass rules them
         // out, and tells which families' expressions are worth running.
-        let kinds = trigger_kinds(lower);
+        let kinds = trigger_kinds(r, lower);
         if kinds == 0 {
             return;
         }
-        let mut triggers = find_triggers(sent, lower, ss, has_ceasefire, kinds);
+        let mut triggers = find_triggers(r, sent, lower, ss, has_ceasefire, kinds);
         if triggers.is_empty() {
             return;
         }
@@ -73,7 +74,8 @@ impl Extractor {
                 .iter()
                 .any(|w| l.starts_with(w))
         };
-        if opens_conditional || BACKGROUND_WORDS.ac.is_match(lower) && BACKGROUND_RE.is_match(lower)
+        if opens_conditional
+            || r.background_words.cues.ac.is_match(lower) && r.background.is_match(lower)
         {
             return;
         }
@@ -83,7 +85,7 @@ impl Extractor {
             if let Some(&(_, b)) = clause_memo.borrow().iter().find(|(k, _)| *k == (ts, te)) {
                 return b;
             }
-            let b = clause_bounds(lower_doc, ss, se, ts, te);
+            let b = clause_bounds(r, lower_doc, ss, se, ts, te);
             clause_memo.borrow_mut().push(((ts, te), b));
             b
         };
@@ -98,7 +100,7 @@ impl Extractor {
             .filter(|t| t.kind == TriggerKind::Agreement)
             .filter(|t| {
                 let (cs, _) = bounds(t.start, t.end);
-                negated(&lower_doc[cs..t.start], t.kind)
+                negated(r, &lower_doc[cs..t.start], t.kind)
             })
             .map(|t| t.end)
             .min();
@@ -119,20 +121,20 @@ impl Extractor {
                     "  cand {:?} {:?} neg={} hyp={} topic={}",
                     t.kind,
                     &text[t.start..t.end],
-                    negated(before, t.kind),
-                    hypothetical(before, clause, t),
-                    t.kind == TriggerKind::Ceasefire && is_topic(lower_doc, ss, t.start)
+                    negated(r, before, t.kind),
+                    hypothetical(r, before, clause, t),
+                    t.kind == TriggerKind::Ceasefire && is_topic(r, lower_doc, ss, t.start)
                 );
             }
             // "rejected the U.S. truce plan": a rejected proposal is still a proposal.
             let refused_proposal =
                 t.kind == TriggerKind::Ceasefire && proposal_noun_after(lower_doc, t.end);
-            !(negated(before, t.kind) && !refused_proposal
-                || hypothetical(before, clause, t)
+            !(negated(r, before, t.kind) && !refused_proposal
+                || hypothetical(r, before, clause, t)
                 || has_word(original_clause, "may")
                 || (has_violation && t.kind == TriggerKind::Ceasefire)
                 || (t.kind == TriggerKind::Ceasefire
-                    && (is_topic(lower_doc, ss, t.start) || refers_to_existing(before))))
+                    && (is_topic(r, lower_doc, ss, t.start) || refers_to_existing(r, before))))
         });
         if triggers.is_empty() {
             return;
@@ -175,8 +177,8 @@ impl Extractor {
         }
         // Who reports the news is not a side of it (", the Turkish ministry said").
         // (Its expression needs a verb of saying: most sentences have none.)
-        let speaker_spans: Vec<(usize, usize)> = if SPEECH_WORDS.ac.is_match(lower) {
-            SPEAKER_RE
+        let speaker_spans: Vec<(usize, usize)> = if r.speech_words.cues.ac.is_match(lower) {
+            r.speaker
                 .captures_iter(lower)
                 .filter_map(|c| c.name("sp").or_else(|| c.name("acc")))
                 .map(|m| (ss + m.start(), ss + m.end()))
@@ -190,8 +192,8 @@ impl Extractor {
         let attributed = || {
             attribution_cell
                 .get_or_init(|| {
-                    if SPEECH_WORDS.ac.is_match(lower) {
-                        attribution(text, lower, ss, se, persons, actors)
+                    if r.speech_words.cues.ac.is_match(lower) {
+                        attribution(r, text, lower, ss, se, persons, actors)
                     } else {
                         None
                     }
@@ -208,7 +210,7 @@ impl Extractor {
             })
             .collect();
         let dates = find_dates(sent, doc.reference_date);
-        let sentence_scope = scopes(lower);
+        let sentence_scope = scopes(r, lower);
         let modality = std::cell::OnceCell::new();
         let first_trigger = triggers[0].start;
         let dyad = sentence_dyad(&sent_actors, pairs).or(dyad);
@@ -264,14 +266,14 @@ impl Extractor {
             mine.sort_by_key(|a| a.start);
             let before = &lower_doc[ss.max(clause_start)..t.start];
             let window_after = &text[t.end..(t.end + 40).min(se)];
-            let mut tense = tense_of(before, &lower_doc[t.start..t.end], lower);
+            let mut tense = tense_of(r, before, &lower_doc[t.start..t.end], lower);
             // "Talks ... will resume", "the meeting is scheduled for": cues after the trigger.
-            if tense != Tense::Future && nearest_cue(before, &PAST_SET).is_none() {
+            if tense != Tense::Future && nearest_cue(before, &r.past.cues).is_none() {
                 let mut w = (t.end + 70).min(clause_end.max(t.end));
                 while !text.is_char_boundary(w) {
                     w -= 1;
                 }
-                if AFTER_FUTURE.any(&lower_doc[t.end..w]) {
+                if r.future_after.cues.any(&lower_doc[t.end..w]) {
                     tense = Tense::Future;
                 }
             }
@@ -285,12 +287,12 @@ impl Extractor {
                     // Weekdays take the tense of their own clause ("talks ... on Tuesday").
                     let (ds, _) = bounds(ss + m.start, ss + m.end);
                     let date_before = &lower_doc[ds..ss + m.start];
-                    let date_tense = if past_verb_before(date_before) {
+                    let date_tense = if past_verb_before(r, date_before) {
                         // "X said on Tuesday", "agreed late on Wednesday": the
                         // verb the date hangs on tells its tense.
                         Tense::Past
                     } else if ds >= t.end || t.start >= ss + m.start {
-                        tense_of(date_before, "", lower)
+                        tense_of(r, date_before, "", lower)
                     } else {
                         tense
                     };
@@ -349,12 +351,14 @@ impl Extractor {
                 TriggerKind::Ceasefire => {
                     let near_before = tail(before, 80);
                     let near_after = &lower_doc[t.end..t.end + window_after.len()];
-                    let propose = nearest_cue(near_before, &PROPOSE_SET);
-                    let agree = nearest_cue(near_before, &AGREE_SET);
-                    let agree_after = AGREE_CUES
+                    let propose = nearest_cue(near_before, &r.propose.cues);
+                    let agree = nearest_cue(near_before, &r.agree.cues);
+                    let agree_after = r
+                        .agree
+                        .words
                         .iter()
                         .filter(|c| c.len() > 4)
-                        .any(|c| near_after.contains(c));
+                        .any(|c| near_after.contains(c.as_str()));
                     let proposed = proposal_noun_after(text, t.end)
                         || match (propose, agree) {
                             (Some(p), Some(a)) => p < a,

@@ -53,13 +53,6 @@ impl AsciiRegex {
     }
 }
 
-macro_rules! re {
-    ($name:ident, $pat:expr) => {
-        pub(crate) static $name: LazyLock<AsciiRegex> = LazyLock::new(|| AsciiRegex::new($pat));
-    };
-}
-pub(crate) use re;
-
 /// A compiled list of cue words (one Aho-Corasick automaton), matched as
 /// whole words, ASCII case-insensitively: the words are lower-cased and the
 /// automaton runs over lower-case text (the same matches as a
@@ -125,13 +118,6 @@ impl Cues {
     }
 }
 
-macro_rules! cues {
-    ($name:ident, $list:expr) => {
-        pub(crate) static $name: LazyLock<Cues> = LazyLock::new(|| Cues::new($list));
-    };
-}
-pub(crate) use cues;
-
 /// FNV-1a: the word sets below are asked about every capitalised word, and
 /// their keys are short, where this beats the default (DoS-resistant) hash.
 #[derive(Default)]
@@ -156,11 +142,7 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-pub(crate) type WordSet = HashSet<&'static str, std::hash::BuildHasherDefault<Fnv>>;
-
-pub(crate) fn word_set(words: &'static [&'static str]) -> WordSet {
-    words.iter().copied().collect()
-}
+pub(crate) type WordSet = HashSet<String, std::hash::BuildHasherDefault<Fnv>>;
 
 /// The lower-case copy of `part`, a slice of `text`: `lower` is
 /// `text.to_ascii_lowercase()`, so the same byte range.

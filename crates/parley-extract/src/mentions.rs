@@ -3,12 +3,11 @@
 //! (place, target, host or mediator).
 
 use crate::extract::Extractor;
-use crate::lexicon::{CONFLICTS, Target};
-use crate::matching::*;
+use crate::lexicon::Target;
+use crate::rules::Rules;
 use crate::text::*;
 use parley_kb::Via;
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 /// A state or organisation named in the text.
 #[derive(Debug, Clone)]
@@ -45,15 +44,6 @@ pub(crate) struct CityMention {
     pub(crate) locative: bool,
 }
 
-re!(
-    LIST_ROLE_RE,
-    r"^(?:,\s*(?:the\s+)?[a-z.'-]+(?:\s+[a-z.'-]+){0,2})*,?\s+and\s+(?:the\s+)?[a-z.'-]+(?:\s+[a-z.'-]+){0,2}?\s+(?:(?:acting|serving)\s+as\s+(?:co-)?(?:guarantors|mediators|hosts|facilitators)|as\s+(?:co-)?(?:guarantors|mediators|co-hosts|facilitators)|shuttling|shuttled|mediating|brokering|hosting)\b"
-);
-re!(
-    HOST_AFTER_RE,
-    r"^(?:-[a-z.]+){0,2}(?:\s+(?:mediation|auspices)\b|-(?:mediated|brokered|hosted|facilitated)\b)|^\s+(?:will\s+|would\s+)?(?:welcome[sd]?|receive[sd]?|convene[sd]?|brought\s+together|bring\s+together)\s+(?:the\s+)?(?:[a-z]+\s+){0,2}?(?:leaders|presidents|heads|delegations|negotiators|envoys|foreign\s+ministers|prime\s+ministers)\b"
-);
-
 impl Extractor {
     /// Sorts dictionary hits into actors, cities and known people.
     pub(crate) fn classify_hits(
@@ -84,7 +74,7 @@ impl Extractor {
                 }
             }
             let in_dateline = dateline.is_some_and(|d| h.start < d.end);
-            let locative = is_locative(text, h.start, h.end);
+            let locative = is_locative(&self.rules, text, h.start, h.end);
             let mut city_added = false;
             for e in entries {
                 if let Target::City { name, country } = &e.target
@@ -117,7 +107,8 @@ impl Extractor {
                     Via::Capital => locative || city_added && followed_by_state(text, h.end),
                     // "the ethnic Chinese MNDAA": an ethnicity, not a side.
                     Via::Demonym => {
-                        demonym_is_place(lower, h.end) || lower[..h.start].ends_with("ethnic ")
+                        demonym_is_place(&self.rules, lower, h.end)
+                            || lower[..h.start].ends_with("ethnic ")
                     }
                     Via::Name | Via::Alias => locative && !text[..h.start].ends_with("with "),
                     // "at the White House", "in the Kremlin": where, not who.
@@ -177,34 +168,8 @@ impl Extractor {
     }
 }
 
-/// Nouns for the people of a side: "officials from X", "the leaders of X".
-pub(crate) const SIDE_PEOPLE: &[&str] = &[
-    "officials",
-    "official",
-    "leaders",
-    "leader",
-    "delegations",
-    "delegation",
-    "delegates",
-    "representatives",
-    "negotiators",
-    "envoys",
-    "ministers",
-    "commanders",
-    "diplomats",
-    "generals",
-    "operations",
-    "teams",
-    "presidents",
-    "governments",
-    "militaries",
-    "armies",
-    "chiefs",
-    "counterparts",
-];
-
 /// After a locative preposition ("in Kyiv", "to Moscow", "the resort of Sharm").
-pub(crate) fn is_locative(text: &str, start: usize, _end: usize) -> bool {
+pub(crate) fn is_locative(r: &Rules, text: &str, start: usize, _end: usize) -> bool {
     let mut before = text[..start].trim_end_matches(' ');
     let mut word = String::new();
     // Skip one directional adjective: "in eastern Congo".
@@ -242,7 +207,7 @@ pub(crate) fn is_locative(text: &str, start: usize, _end: usize) -> bool {
             .next()
             .unwrap_or("")
             .to_ascii_lowercase();
-        if SIDE_PEOPLE.contains(&head.as_str()) {
+        if r.side_people.contains(&head) {
             return false;
         }
     }
@@ -281,41 +246,14 @@ pub(crate) fn followed_by_state(text: &str, end: usize) -> bool {
 }
 
 /// "the Egyptian resort of", "the Saudi port city": a demonym naming a place.
-pub(crate) fn demonym_is_place(lower: &str, end: usize) -> bool {
+pub(crate) fn demonym_is_place(r: &Rules, lower: &str, end: usize) -> bool {
     let after = lower[end..].trim_start();
     let next = after
         .split(|c: char| !c.is_ascii_alphabetic())
         .find(|w| !w.is_empty())
         .unwrap_or("");
     let next2: Vec<&str> = after.split_whitespace().take(3).collect();
-    const PLACE: &[&str] = &[
-        "resort",
-        "city",
-        "capital",
-        "town",
-        "port",
-        "coast",
-        "soil",
-        "territory",
-        "village",
-        "region",
-        "border",
-        "airspace",
-        "waters",
-        "province",
-        "oblast",
-        "coastal",
-        "seaside",
-        "red",
-        // People held or harmed are not a side: "hostages for Palestinian prisoners".
-        "prisoners",
-        "detainees",
-        "hostages",
-        "captives",
-        "civilians",
-        "refugees",
-    ];
-    PLACE.contains(&next)
+    r.place_after_demonym.contains(next)
         || next2.iter().any(|w| *w == "city" || *w == "resort")
             && !next2
                 .iter()
@@ -351,7 +289,7 @@ pub(crate) fn is_target(lower: &str, start: usize) -> bool {
 /// Marks hosts and mediators: "hosted by X", "brokered by X, Y and Z",
 /// "X, which hosted", "ask X to host", "the Saudi hosts".
 #[allow(clippy::needless_range_loop)] // reads neighbours' offsets while marking one
-pub(crate) fn mark_roles(lower: &str, actors: &mut [ActorMention]) {
+pub(crate) fn mark_roles(r: &Rules, lower: &str, actors: &mut [ActorMention]) {
     for i in 0..actors.len() {
         let (s, e) = (actors[i].start, actors[i].end);
         let mut b = s.saturating_sub(80);
@@ -454,9 +392,9 @@ pub(crate) fn mark_roles(lower: &str, actors: &mut [ActorMention]) {
         while !lower.is_char_boundary(g) {
             g -= 1;
         }
-        let list_role = LIST_ROLE_RE.is_match(&lower[e..g])
+        let list_role = r.list_role.is_match(&lower[e..g])
             // "Omani-mediated talks", "under Saudi-U.S. mediation", "U.N. auspices".
-            || HOST_AFTER_RE.is_match(&lower[e..g]);
+            || r.host_after.is_match(&lower[e..g]);
         if by_mediator || host_before || host_after || list_role {
             actors[i].mediator = true;
         }
@@ -465,23 +403,32 @@ pub(crate) fn mark_roles(lower: &str, actors: &mut [ActorMention]) {
 
 /// A known conflict pair with both sides named in the document, and how
 /// often they are named together.
-pub(crate) type ConflictPair = (&'static str, &'static str, usize);
+pub(crate) type ConflictPair<'a> = (&'a str, &'a str, usize);
 
-/// The known conflict pairs (in [`CONFLICTS`] order) whose two sides the
+/// The known conflict pairs (in the rules' order) whose two sides the
 /// document names: computed once, then each sentence only checks its actors.
-pub(crate) fn conflict_pairs(counts: &HashMap<&str, usize>) -> Vec<ConflictPair> {
-    CONFLICTS
+pub(crate) fn conflict_pairs<'a>(
+    r: &'a Rules,
+    counts: &HashMap<&str, usize>,
+) -> Vec<ConflictPair<'a>> {
+    r.conflict_pairs
         .iter()
-        .filter_map(|&(x, y)| Some((x, y, counts.get(x)? + counts.get(y)?)))
+        .filter_map(|(x, y)| {
+            Some((
+                x.as_str(),
+                y.as_str(),
+                counts.get(x.as_str())? + counts.get(y.as_str())?,
+            ))
+        })
         .collect()
 }
 
 /// The conflict pair a sentence is about: both sides named in it first, then
 /// one side named in it (the pair best represented in the document).
-pub(crate) fn sentence_dyad(
+pub(crate) fn sentence_dyad<'a>(
     sent_actors: &[&ActorMention],
-    pairs: &[ConflictPair],
-) -> Option<(&'static str, &'static str)> {
+    pairs: &[ConflictPair<'a>],
+) -> Option<(&'a str, &'a str)> {
     let here = |code: &str| sent_actors.iter().any(|a| a.code == code);
     pairs
         .iter()
@@ -491,7 +438,7 @@ pub(crate) fn sentence_dyad(
 }
 
 /// The most mentioned known conflict pair with both sides in the document.
-pub(crate) fn pick_dyad(pairs: &[ConflictPair]) -> Option<(&'static str, &'static str)> {
+pub(crate) fn pick_dyad<'a>(pairs: &[ConflictPair<'a>]) -> Option<(&'a str, &'a str)> {
     pairs
         .iter()
         .max_by_key(|(_, _, n)| *n)

@@ -2,12 +2,12 @@
 //! surnames of people named earlier, and posts named without a name.
 
 use crate::extract::Extractor;
-use crate::lexicon::{FUNCTION_WORDS, NON_NAME_WORDS, TITLE_WORDS, Target};
+use crate::lexicon::Target;
 use crate::matching::*;
 use crate::mentions::*;
+use crate::rules::Rules;
 use crate::text::*;
 use chrono::NaiveDate;
-use std::sync::LazyLock;
 
 /// A person named in the text (folded offsets).
 #[derive(Debug, Clone)]
@@ -20,15 +20,6 @@ pub(crate) struct Person {
     pub(crate) role: Option<String>,
     pub(crate) affiliation: Option<String>,
 }
-
-re!(
-    ROLE_OF_RE,
-    r"\bthe\s+(?P<role>(?:foreign|defen[cs]e|prime|interior)\s+minister|president|secretary\s+of\s+state|minister\s+of\s+(?:foreign\s+affairs|defen[cs]e))\s+of\s+(?:the\s+)?(?P<of>[a-z])"
-);
-
-pub(crate) static TITLES: LazyLock<WordSet> = LazyLock::new(|| word_set(TITLE_WORDS));
-pub(crate) static FUNCTIONS: LazyLock<WordSet> = LazyLock::new(|| word_set(FUNCTION_WORDS));
-pub(crate) static NON_NAMES: LazyLock<WordSet> = LazyLock::new(|| word_set(NON_NAME_WORDS));
 
 impl Extractor {
     /// Finds person names: known people, capitalised full names, bylines,
@@ -46,7 +37,7 @@ impl Extractor {
         let covered =
             |s: usize, e: usize, out: &Vec<Person>| out.iter().any(|p| s < p.end && p.start < e);
         for (s, e, id) in kb_people {
-            let (role, aff) = title_before(text, lower, *s, actors);
+            let (role, aff) = title_before(&self.rules, text, lower, *s, actors);
             let country = self.lex.people.get(id).and_then(|p| p.1.clone());
             out.push(Person {
                 start: *s,
@@ -85,7 +76,10 @@ impl Extractor {
                 let (ts, te) = tokens[first];
                 let word = &lower[ts..ts + text[ts..te].trim_end_matches('.').len()];
                 let is_blocked = is_blocked_span(ts, te);
-                if TITLES.contains(word) || FUNCTIONS.contains(word) || is_blocked || word.len() < 2
+                if self.rules.titles.contains(word)
+                    || self.rules.function_words.contains(word)
+                    || is_blocked
+                    || word.len() < 2
                 {
                     first += 1;
                 } else {
@@ -124,7 +118,7 @@ impl Extractor {
             }
             if words
                 .iter()
-                .any(|w| NON_NAMES.contains(w.trim_end_matches("'s")))
+                .any(|w| self.rules.non_names.contains(w.trim_end_matches("'s")))
             {
                 continue;
             }
@@ -151,7 +145,7 @@ impl Extractor {
             } else {
                 "name"
             };
-            let (role, aff) = title_before(text, lower, s, actors);
+            let (role, aff) = title_before(&self.rules, text, lower, s, actors);
             out.push(Person {
                 start: s,
                 end,
@@ -191,7 +185,9 @@ impl Extractor {
                     continue;
                 }
                 let lower_word = lower_of(text, lower, word);
-                if FUNCTIONS.contains(lower_word) || TITLES.contains(lower_word) {
+                if self.rules.function_words.contains(lower_word)
+                    || self.rules.titles.contains(lower_word)
+                {
                     continue;
                 }
                 // An earlier full name in this document ending with this word.
@@ -215,7 +211,7 @@ impl Extractor {
                 if earlier.is_none() && kb_id.is_none() {
                     continue;
                 }
-                let (role, _) = title_before(text, lower, ts, actors);
+                let (role, _) = title_before(&self.rules, text, lower, ts, actors);
                 extra.push(Person {
                     start: ts,
                     end,
@@ -254,11 +250,11 @@ impl Extractor {
             if text[pos..].starts_with("'s ") {
                 pos += 2;
             }
-            let Some((phrase, end)) = role_phrase(text, pos) else {
+            let Some((phrase, end)) = role_phrase(&self.rules, text, pos) else {
                 continue;
             };
             // A name right after the post: the name itself was found already.
-            if next_word_is_name(text, end)
+            if next_word_is_name(&self.rules, text, end)
                 || persons.iter().any(|p| p.start >= end && p.start <= end + 1)
             {
                 continue;
@@ -271,7 +267,7 @@ impl Extractor {
             }
         }
         // "the foreign minister of Ukraine".
-        for c in ROLE_OF_RE.captures_iter(lower) {
+        for c in self.rules.role_of.captures_iter(lower) {
             let (m, of) = (c.get(0).unwrap(), c.name("of").unwrap());
             let Some(a) = actors
                 .iter()
@@ -320,55 +316,9 @@ impl Extractor {
     }
 }
 
-/// Words that make up a post ("foreign minister", "secretary of state").
-pub(crate) const ROLE_WORDS: &[&str] = &[
-    "president",
-    "prime",
-    "minister",
-    "foreign",
-    "defense",
-    "defence",
-    "secretary",
-    "of",
-    "state",
-    "national",
-    "security",
-    "adviser",
-    "advisor",
-    "affairs",
-    "chancellor",
-    "vice",
-    "deputy",
-    "interior",
-    "king",
-    "emir",
-    "crown",
-    "prince",
-    "supreme",
-    "leader",
-];
-
-/// Words a post wording ends with ("minister", "president", "secretary of
-/// state"): only phrases ending so are looked up.
-pub(crate) const ROLE_HEADS: &[&str] = &[
-    "president",
-    "minister",
-    "secretary",
-    "state",
-    "adviser",
-    "advisor",
-    "chancellor",
-    "king",
-    "emir",
-    "prince",
-    "leader",
-    "affairs",
-    "security",
-];
-
 /// The longest post wording starting at `pos` (after spaces), up to five
 /// words, that the knowledge base knows; with its end offset.
-pub(crate) fn role_phrase(text: &str, pos: usize) -> Option<(&str, usize)> {
+pub(crate) fn role_phrase<'t>(r: &Rules, text: &'t str, pos: usize) -> Option<(&'t str, usize)> {
     let start = pos + (text[pos..].len() - text[pos..].trim_start_matches(' ').len());
     // End offsets of the phrases that end with a head word, shortest first.
     let mut ends: Vec<usize> = Vec::new();
@@ -380,11 +330,21 @@ pub(crate) fn role_phrase(text: &str, pos: usize) -> Option<(&str, usize)> {
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(rest.len());
         let word = &rest[..len];
-        if len == 0 || !ROLE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+        if len == 0
+            || !r
+                .role_words
+                .words
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(word))
+        {
             break;
         }
         let end = cursor + len;
-        if ROLE_HEADS.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+        if r.role_heads
+            .words
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(word))
+        {
             ends.push(end);
         }
         stop = end;
@@ -395,7 +355,7 @@ pub(crate) fn role_phrase(text: &str, pos: usize) -> Option<(&str, usize)> {
     }
     // "Russian President Vladimir Putin": a title before a name, which the
     // name rules handle.
-    if ends.is_empty() || next_word_is_name(text, stop) {
+    if ends.is_empty() || next_word_is_name(r, text, stop) {
         return None;
     }
     // The knowledge base's role reader is thorough but not cheap: ask it
@@ -408,7 +368,7 @@ pub(crate) fn role_phrase(text: &str, pos: usize) -> Option<(&str, usize)> {
 
 /// A capitalised word (not a function word) right after `end`: the post is a
 /// title before a name.
-pub(crate) fn next_word_is_name(text: &str, end: usize) -> bool {
+pub(crate) fn next_word_is_name(r: &Rules, text: &str, end: usize) -> bool {
     let rest = text[end..].trim_start_matches(' ');
     if rest.len() == text[end..].len() {
         return false;
@@ -418,7 +378,9 @@ pub(crate) fn next_word_is_name(text: &str, end: usize) -> bool {
         .take_while(|c| c.is_ascii_alphabetic())
         .collect();
     word.starts_with(|c: char| c.is_ascii_uppercase())
-        && !FUNCTIONS.contains(word.to_ascii_lowercase().as_str())
+        && !r
+            .function_words
+            .contains(word.to_ascii_lowercase().as_str())
 }
 
 /// A name followed by a verb of saying is the source of the sentence, not
@@ -605,6 +567,7 @@ pub(crate) fn byline_before(text: &str, start: usize) -> bool {
 /// The title words before a name and the side they name
 /// ("Ukrainian Foreign Minister", "Russia's team was led by presidential aide").
 pub(crate) fn title_before(
+    r: &Rules,
     text: &str,
     lower: &str,
     start: usize,
@@ -626,7 +589,7 @@ pub(crate) fn title_before(
         }
         let lw = lower_of(text, lower, w.trim_end_matches("'s").trim_end_matches('.'));
         let is_actor = actors.iter().any(|a| a.start == ws && !a.from_person);
-        if TITLES.contains(lw) || is_actor || lw == "u.s" || lw == "s" {
+        if r.titles.contains(lw) || is_actor || lw == "u.s" || lw == "s" {
             span_start = ws;
         } else {
             break;
@@ -638,7 +601,7 @@ pub(crate) fn title_before(
         .split(' ')
         .any(|w| {
             let w = lower_of(text, lower, w.trim_end_matches("'s"));
-            TITLES.contains(w)
+            r.titles.contains(w)
                 && !matches!(
                     w,
                     "the" | "of" | "his" | "her" | "u.s." | "u.s" | "us" | "un" | "eu" | "uk"

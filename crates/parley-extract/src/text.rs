@@ -2,8 +2,7 @@
 //! character offsets, split into sentences, with its dateline.
 
 use crate::lexicon::{Lexicon, Target, fold_char};
-use crate::matching::*;
-use std::sync::LazyLock;
+use crate::rules::Rules;
 
 /// ASCII-folded document text with a map back to character offsets.
 pub(crate) struct Folded {
@@ -81,11 +80,6 @@ pub(crate) struct Sentence {
     pub(crate) headline: bool,
 }
 
-re!(
-    DATELINE_RE,
-    r"^(?P<city>[A-Z][A-Z'.\-/ ]{2,40}?)(?:,\s*[A-Za-z0-9. ]{2,30})?(?:\s*\([A-Za-z .&]{2,30}\))?\s+[-]{1,2}\s+"
-);
-
 /// A leading "CITY, Country —" dateline.
 pub(crate) struct Dateline {
     pub(crate) end: usize,
@@ -93,11 +87,11 @@ pub(crate) struct Dateline {
     pub(crate) country: String,
 }
 
-pub(crate) fn find_dateline(text: &str, lex: &Lexicon) -> Option<Dateline> {
+pub(crate) fn find_dateline(r: &Rules, text: &str, lex: &Lexicon) -> Option<Dateline> {
     // Look at the start of each of the first paragraphs.
     let mut offset = 0;
     for para in text.split("\n\n").take(4) {
-        if let Some(c) = DATELINE_RE.captures(para) {
+        if let Some(c) = r.dateline.captures(para) {
             // "CAIRO/JERUSALEM (Reuters) -": the first city is the dateline's.
             let city = para[c.name("city").unwrap().range()].trim();
             let city = city.split('/').next().unwrap_or(city).trim();
@@ -135,13 +129,12 @@ pub(crate) fn title_case_word(s: &str) -> String {
 
 /// Sentences of the folded text; the first paragraph is the headline when it
 /// matches the title.
-pub(crate) fn split_sentences(text: &str, lower: &str, title: Option<&str>) -> Vec<Sentence> {
-    const ABBREV: &[&str] = &[
-        "mr", "mrs", "ms", "dr", "st", "gen", "lt", "col", "sen", "rep", "gov", "prof", "jr", "sr",
-        "no", "vs", "inc", "ltd", "co", "a.m", "p.m", "jan", "feb", "aug", "sept", "sep", "oct",
-        "nov", "dec", "u.s", "u.n", "e.u", "u.k", "maj", "capt", "sgt", "adm", "rev", "fig",
-        "approx", "est", "dept",
-    ];
+pub(crate) fn split_sentences(
+    r: &Rules,
+    text: &str,
+    lower: &str,
+    title: Option<&str>,
+) -> Vec<Sentence> {
     let title_folded = title.map(crate::lexicon::fold);
     let mut out = Vec::new();
     let bytes = text.as_bytes();
@@ -184,7 +177,7 @@ pub(crate) fn split_sentences(text: &str, lower: &str, title: Option<&str>) -> V
                         .map_or(p_start, |k| p_start + k + 1);
                     let word = &lower[word_start..i];
                     let single = word.len() == 1 && word.chars().all(|c| c.is_ascii_alphabetic());
-                    if ABBREV.contains(&word) || single {
+                    if r.abbreviations.contains(word) || single {
                         // "U.S. The" ends a sentence only before a typical opener.
                         let next_word: String = text[j..p_end]
                             .trim_start()

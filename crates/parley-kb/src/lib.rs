@@ -20,6 +20,7 @@ mod load;
 mod model;
 mod normalize;
 mod roles;
+mod rules;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,6 +31,7 @@ pub use error::KbError;
 pub use model::{City, OrgKind, Organisation, Person, Role, State};
 pub use normalize::{normalize, normalize_into};
 pub use roles::{ROLE_KEYS, canonical_role};
+pub use rules::{CueList, Origin, PATTERN_SIZE_LIMIT, Pattern, Rules, Table};
 
 use load::Builder;
 use normalize::index_key;
@@ -44,6 +46,19 @@ const BUNDLED: &[(&str, &str)] = &[
     ),
     ("kb/cities.toml", include_str!("../kb/cities.toml")),
     ("kb/people.toml", include_str!("../kb/people.toml")),
+    (
+        "kb/rules/patterns.toml",
+        include_str!("../kb/rules/patterns.toml"),
+    ),
+    ("kb/rules/cues.toml", include_str!("../kb/rules/cues.toml")),
+    (
+        "kb/rules/names.toml",
+        include_str!("../kb/rules/names.toml"),
+    ),
+    (
+        "kb/rules/tables.toml",
+        include_str!("../kb/rules/tables.toml"),
+    ),
 ];
 
 /// What a surface form points at.
@@ -115,6 +130,9 @@ pub struct KnowledgeBase {
     pub cities: Vec<City>,
     /// People of talks and ceasefire news.
     pub people: Vec<Person>,
+    /// The extractor's rules: cue words, expressions and word tables
+    /// (`kb/rules/*.toml`, see [`Rules`]).
+    pub rules: Rules,
     index: Index,
 }
 
@@ -123,9 +141,11 @@ impl KnowledgeBase {
     /// the shipped `kb/*.toml` files.
     pub fn bundled() -> Result<Self, KbError> {
         let mut builder = Builder::with_iso_states();
+        builder.defining_rules = true;
         for (file, text) in BUNDLED {
             builder.add_file(file, text)?;
         }
+        builder.defining_rules = false;
         builder.finish()
     }
 
@@ -135,9 +155,11 @@ impl KnowledgeBase {
     /// add new ones; references are checked across all files.
     pub fn load(extra_dir: Option<&Path>) -> Result<Self, KbError> {
         let mut builder = Builder::with_iso_states();
+        builder.defining_rules = true;
         for (file, text) in BUNDLED {
             builder.add_file(file, text)?;
         }
+        builder.defining_rules = false;
         if let Some(dir) = extra_dir {
             let io = |source| KbError::Io {
                 path: dir.to_path_buf(),
@@ -191,6 +213,7 @@ impl KnowledgeBase {
             }
         }
         load::merge_cities(&mut self.cities, other.cities);
+        self.rules.merge(other.rules);
         for p in other.people {
             match self.people.iter_mut().find(|x| x.id == p.id) {
                 Some(old) => load::merge_person(old, p),

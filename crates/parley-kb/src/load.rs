@@ -15,6 +15,7 @@ use toml::Spanned;
 use crate::model::{City, OrgKind, Organisation, Person, Role, State};
 use crate::normalize::{index_key, slug};
 use crate::roles::role_key;
+use crate::rules::{RawCues, RawPattern, RawTable, RuleSections, add_sections};
 use crate::{KbError, KnowledgeBase};
 
 /// One knowledge-base file. Every section is optional, so a user file may
@@ -30,6 +31,12 @@ struct RawFile {
     city: Vec<Spanned<RawCity>>,
     #[serde(default)]
     person: Vec<Spanned<RawPerson>>,
+    #[serde(default)]
+    cues: Vec<Spanned<RawCues>>,
+    #[serde(default)]
+    pattern: Vec<Spanned<RawPattern>>,
+    #[serde(default)]
+    table: Vec<Spanned<RawTable>>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +119,9 @@ pub(crate) struct Builder {
     /// known, and entries that only extend one of its entries (no `name`)
     /// take their name and kind from it.
     external: Option<&'static KnowledgeBase>,
+    /// Whether the files being read may define new rule names (the bundled
+    /// ones) or only extend existing ones (users' files).
+    pub(crate) defining_rules: bool,
 }
 
 /// Byte offsets of line starts, to turn TOML spans into line numbers
@@ -382,6 +392,7 @@ impl Builder {
             },
             refs: Vec::new(),
             external: None,
+            defining_rules: false,
         }
     }
 
@@ -391,6 +402,7 @@ impl Builder {
             kb: KnowledgeBase::default(),
             refs: Vec::new(),
             external,
+            defining_rules: false,
         }
     }
 
@@ -412,7 +424,21 @@ impl Builder {
         self.add_states(&cx, raw.state)?;
         self.add_organisations(&cx, raw.organisation)?;
         self.add_cities(&cx, raw.city)?;
-        self.add_people(&cx, raw.person)
+        self.add_people(&cx, raw.person)?;
+        let sections = RuleSections {
+            cues: raw.cues,
+            patterns: raw.pattern,
+            tables: raw.table,
+        };
+        add_sections(
+            &mut self.kb.rules,
+            self.external.map(|kb| &kb.rules),
+            self.defining_rules,
+            file,
+            sections,
+            &|offset| cx.lines.line(offset),
+            &|line, reason| cx.invalid(line, reason),
+        )
     }
 
     /// Merges `[[state]]` entries: known codes are completed, new ones need ISO basics.
