@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
+use parley_domain::Event;
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::{SubscribeRequest, SubscribeResponse, subscribe_request::Start};
-use parley_domain::{Event, decode_record};
 use parley_log::{EventLog, Filter, ReadMode, StartAt};
+use parley_runtime::decode_record;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;

@@ -29,7 +29,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         payload: Bytes::copy_from_slice(payload),
         recorded_at: Default::default(),
     };
-    if let Ok(decoded) = parley_domain::decode_record(&record) {
+    if let Ok(decoded) = parley_runtime::decode_record(&record) {
         let _ = decoded.events().count();
     }
     // prost round trip: what decodes re-encodes to something that decodes to the same.

@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use parley_domain::pb::{Actor, TalksEvent, Venue};
-use parley_notify::filter::Filter;
+use parley_domain::filter::Filter;
 
 static EVENTS: LazyLock<[TalksEvent; 2]> = LazyLock::new(|| {
     let actor = |code: &str| Actor {

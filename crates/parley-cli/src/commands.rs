@@ -168,7 +168,7 @@ impl Cli {
 
 fn extract(files: Vec<PathBuf>, kb_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let kb = parley_kb::KnowledgeBase::load(kb_dir.as_deref())?;
-    let (rows, errors) = parley_resolve::offline::extract_files(&files, &kb);
+    let (rows, errors) = crate::offline::extract_files(&files, &kb);
     let mut out = std::io::stdout().lock();
     for row in rows {
         use std::io::Write;

@@ -8,6 +8,7 @@
 mod commands;
 mod display;
 mod events;
+mod offline;
 mod sources;
 mod subscriptions;
 mod up;

@@ -6,8 +6,8 @@
 //! name one side lacks maps to "unspecified" and is caught by the round-trip
 //! tests below.
 
+use crate::model as m;
 use chrono::NaiveDate;
-use parley_extract::model as m;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -1,16 +1,29 @@
-//! Parley's domain vocabulary, shared by every service.
+//! Parley's domain: the vocabulary every other crate speaks.
 //!
-//! The log stores protobuf [`EventBatch`]es, one per command, on one subject
-//! per aggregate. This crate is the single place that knows how envelopes are
-//! built, named, encoded and decoded, so a replay in any service reads the
-//! same facts the writer meant.
+//! This crate owns
+//! - the talks model ([`model`]): what happened, between whom, where and
+//!   when, and the text it was read from — the one in-memory shape of an event
+//!   from the extractor to the subscriber;
+//! - the entity model ([`entity`]): canonical persons, states and organisations;
+//! - ids ([`ids`]): documents, events and entities, derived from content so a
+//!   retried command or a replay produces the same ones;
+//! - the subscription filter language ([`filter`]);
+//! - the mapping between the model and the protobuf schemas ([`convert`]) and
+//!   the names of aggregates, payload types and record headers.
+//!
+//! It is pure: it depends on `parley-proto` and small pure crates only, and
+//! must never import the log (`parley-log`), the extractor (`parley-extract`),
+//! the knowledge base (`parley-kb`), the runtime, a service, tokio or a server.
+//! Writing envelopes to a log and reading them back is the runtime's job
+//! (`parley_runtime::envelope`).
 
 pub mod convert;
-pub mod envelope;
+pub mod entity;
+pub mod filter;
 pub mod ids;
+pub mod model;
 pub mod time;
 
-pub use envelope::{DecodeError, DecodedRecord, EnvelopeBuilder, append_events, decode_record};
 pub use parley_proto::v1 as pb;
 pub use parley_proto::v1::{DomainEvent, EventBatch, EventEnvelope, domain_event::Event};
 
@@ -33,3 +46,28 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const HEADER_EVENT_TYPES: &str = "Parley-Event-Types";
 /// Header carrying the schema version of a record.
 pub const HEADER_SCHEMA_VERSION: &str = "Parley-Schema-Version";
+
+/// Fully qualified protobuf name of a payload variant, stored in the envelope.
+pub fn event_type_name(event: &Event) -> &'static str {
+    match event {
+        Event::ArticleIngested(_) => "parley.v1.ArticleIngested",
+        Event::CandidatesExtracted(_) => "parley.v1.CandidatesExtracted",
+        Event::DocumentResolved(_) => "parley.v1.DocumentResolved",
+        Event::EntityRegistered(_) => "parley.v1.EntityRegistered",
+        Event::AliasLearned(_) => "parley.v1.AliasLearned",
+        Event::EntitiesMerged(_) => "parley.v1.EntitiesMerged",
+        Event::EntitySplit(_) => "parley.v1.EntitySplit",
+        Event::TalksEventRecorded(_) => "parley.v1.TalksEventRecorded",
+        Event::TalksEventCorroborated(_) => "parley.v1.TalksEventCorroborated",
+        Event::TalksEventAmended(_) => "parley.v1.TalksEventAmended",
+        Event::TalksEventRetracted(_) => "parley.v1.TalksEventRetracted",
+        Event::SubscriptionCreated(_) => "parley.v1.SubscriptionCreated",
+        Event::SubscriptionPaused(_) => "parley.v1.SubscriptionPaused",
+        Event::SubscriptionResumed(_) => "parley.v1.SubscriptionResumed",
+        Event::SubscriptionDeleted(_) => "parley.v1.SubscriptionDeleted",
+        Event::SubscriptionCheckpointed(_) => "parley.v1.SubscriptionCheckpointed",
+        Event::DeliveryDeadLettered(_) => "parley.v1.DeliveryDeadLettered",
+        Event::DeadLettersRedriven(_) => "parley.v1.DeadLettersRedriven",
+        Event::DeliveryLeaseTaken(_) => "parley.v1.DeliveryLeaseTaken",
+    }
+}

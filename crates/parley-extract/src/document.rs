@@ -18,7 +18,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use scraper::{ElementRef, Html, Node, Selector};
-use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 use unicode_normalization::UnicodeNormalization;
 
@@ -88,11 +87,9 @@ impl Document {
     }
 }
 
-/// Stable id of a document name: `doc-` and 20 hex digits of its SHA-256.
-pub fn document_id(name: &str) -> String {
-    let digest = hex::encode(Sha256::digest(name.as_bytes()));
-    format!("doc-{}", &digest[..20])
-}
+/// Stable id of a document name: `doc-` and 20 hex digits of its SHA-256
+/// (one scheme for the whole system, declared in the domain).
+pub use parley_domain::ids::document_id;
 
 /// Why a document (or one feed item) could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,11 +14,14 @@ pub mod lexicon;
 mod linking;
 mod matching;
 mod mentions;
-pub mod model;
 mod persons;
 mod rules;
 mod text;
 pub mod time;
+
+/// The talks model, which belongs to the domain; re-exported while callers
+/// move to `parley_domain::model` (import it from there).
+pub use parley_domain::model;
 
 pub use document::{Document, DocumentError, Limits, read_documents, read_path};
 pub use extract::{EXTRACTOR_VERSION, Extractor};

@@ -10,56 +10,23 @@
 //! - human judgements (merge, split, alias) are decisions too and survive replay.
 
 mod index;
-pub mod offline;
 mod people;
 pub mod store;
 
 use chrono::NaiveDate;
-use parley_extract::model::{
-    DatePrecision, EventStatus, EventType, Evidence, Extraction, TalksEvent,
+use parley_domain::ids;
+use parley_domain::model::{
+    DatePrecision, EventFamily, EventStatus, EventType, Evidence, Extraction, TalksEvent,
 };
 use parley_kb::{KnowledgeBase, normalize};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The entity model belongs to the domain; re-exported for callers of the resolver.
+pub use parley_domain::entity::{Entity, EntityKind};
 
 pub use people::{BadMention, Candidate, MentionKind, check_mention};
 pub use store::{EventStore, MemoryEvents};
-
-/// Kind of a canonical entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntityKind {
-    /// A person.
-    Person,
-    /// A state.
-    State,
-    /// An organisation.
-    Organisation,
-    /// A place.
-    Place,
-}
-
-/// A canonical entity as the resolver knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entity {
-    /// Stable id (`per-...`).
-    pub entity_id: String,
-    /// Person, state ...
-    pub kind: EntityKind,
-    /// Canonical name.
-    pub name: String,
-    /// Known spellings.
-    pub aliases: BTreeSet<String>,
-    /// Actor code for states and organisations.
-    pub code: Option<String>,
-    /// "kb", "discovered" or "human".
-    pub origin: String,
-    /// Side the person speaks for (from the knowledge base).
-    pub country: Option<String>,
-    /// Set when merged into another entity.
-    pub merged_into: Option<String>,
-}
 
 /// A state change, persisted by the services and replayed through [`Resolver::apply`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -702,24 +669,9 @@ impl Resolver {
 
     /// `per-` + slug of the name, with a numeric suffix when the slug is taken.
     fn fresh_person_id(&self, name: &str, pending: &BTreeSet<String>) -> String {
-        let slug: String = normalize(name)
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("-");
-        let slug = if slug.is_empty() {
-            "unnamed".to_owned()
-        } else {
-            slug
-        };
-        let base = format!("per-{slug}");
-        let mut id = base.clone();
-        let mut n = 2;
-        while self.entities.contains_key(&id) || pending.contains(&id) {
-            id = format!("{base}-{n}");
-            n += 1;
-        }
-        id
+        ids::person_id(&normalize(name), |id| {
+            self.entities.contains_key(id) || pending.contains(id)
+        })
     }
 
     /// Resolves one document: returns decisions (not applied), persons and events.
@@ -819,7 +771,7 @@ impl Resolver {
                 });
                 id
             } else {
-                let id = event_id_for(&doc.id, index, &event);
+                let id = ids::event_id(&doc.id, index, &event);
                 let mut recorded = event.clone();
                 recorded.event_id = id.clone();
                 recorded.version = 1;
@@ -862,9 +814,7 @@ fn same_event(
     if known.retracted || known.event_type.family() != new.event_type.family() {
         return false;
     }
-    if known.event_type.family() != parley_extract::model::EventFamily::Talks
-        && known.event_type != new.event_type
-    {
+    if known.event_type.family() != EventFamily::Talks && known.event_type != new.event_type {
         return false;
     }
     if known.parties != new.parties {
@@ -889,18 +839,4 @@ fn same_event(
         (Some(a), Some(b)) => a == b,
         _ => true,
     }
-}
-
-/// `evt-` + 12 hex digits of the first report's key: stable across replays.
-fn event_id_for(document_id: &str, index: usize, event: &TalksEvent) -> String {
-    let key = format!(
-        "{}|{}|{}|{}|{:?}|{}",
-        document_id,
-        index,
-        event.event_type.as_str(),
-        event.party_codes().join(","),
-        event.date.date,
-        event.venue.city.as_deref().unwrap_or("")
-    );
-    format!("evt-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..12])
 }

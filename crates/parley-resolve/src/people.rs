@@ -12,7 +12,7 @@
 use crate::index::{Histogram, may_match};
 use crate::{Decision, DocumentMeta, EntityKind, Resolver};
 use chrono::NaiveDate;
-use parley_extract::model::Extraction;
+use parley_domain::model::Extraction;
 use parley_kb::normalize;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use parley_extract::model::TalksEvent;
+use parley_domain::model::TalksEvent;
 
 /// Full states of events and the documents that report them.
 ///

@@ -2,7 +2,7 @@
 //! same-surname people, roles over time, and inputs that must not panic.
 
 use chrono::NaiveDate;
-use parley_extract::model::{Extraction, PersonMention};
+use parley_domain::model::{Extraction, PersonMention};
 use parley_extract::{Document, Extractor};
 use parley_kb::KnowledgeBase;
 use parley_resolve::{Decision, DocumentMeta, MentionKind, Resolver};

@@ -3,7 +3,8 @@
 //! one id (a planned event later held is the same event).
 
 use chrono::NaiveDate;
-use parley_extract::{Document, EventStatus, EventType, Extractor};
+use parley_domain::model::{EventStatus, EventType};
+use parley_extract::{Document, Extractor};
 use parley_kb::KnowledgeBase;
 use parley_resolve::{Decision, DocumentMeta, Resolver};
 

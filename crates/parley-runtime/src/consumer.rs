@@ -12,8 +12,8 @@
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use crate::envelope::{DecodedRecord, decode_record};
 use async_trait::async_trait;
-use parley_domain::{DecodedRecord, decode_record};
 use parley_log::{ConsumerOptions, Delivery, EventLog, LogError};
 
 use crate::ShutdownSignal;
@@ -453,7 +453,7 @@ mod tests {
 
     fn request(id: &str, payload: Option<&'static [u8]>) -> AppendRequest {
         let aggregate = AggregateRef::new("article", id).unwrap();
-        let mut request = parley_domain::envelope::append_request(
+        let mut request = crate::envelope::append_request(
             aggregate,
             ExpectedVersion::Any,
             format!("msg-{id}"),

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod config;
 pub mod consumer;
+pub mod envelope;
 pub mod grpc;
 pub mod limits;
 pub mod log;
@@ -18,6 +19,9 @@ pub use config::parse_config;
 /// Error text of a service asked to stop before it was ready (not a failure).
 pub const STOPPED_BEFORE_READY: &str = "shutdown requested before the service was ready";
 pub use consumer::{ConsumerLoop, Handled, HandlerError, RecordHandler};
+pub use envelope::{
+    DecodeError, DecodedRecord, EnvelopeBuilder, append_events, append_request, decode_record,
+};
 pub use grpc::{GrpcServer, ServeError, ServingState};
 pub use log::LogArgs;
 pub use security::{SecurityError, ServerSecurity, ServerSecurityArgs};

@@ -7,12 +7,11 @@ use parley_domain::pb::{
     ArticleIngested, BlobRef as PbBlobRef, Content, DocumentError as PbDocumentError,
     DocumentReceipt, SubmitArticleResponse, content::Location,
 };
-use parley_domain::{
-    EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record, ids, time,
-};
+use parley_domain::{Event, aggregate, convert, ids, time};
 use parley_extract::{Document, Extractor, Limits, read_documents};
 use parley_kb::KnowledgeBase;
 use parley_log::{AggregateRef, EventLog, ExpectedVersion, LogError};
+use parley_runtime::{EnvelopeBuilder, append_events, decode_record};
 
 /// Bodies larger than this go to the object store instead of the log message.
 const INLINE_LIMIT: usize = 256 * 1024;

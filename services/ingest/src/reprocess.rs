@@ -18,11 +18,10 @@ use parley_domain::pb::{
     ArticleIngested, CandidatesExtracted, Content, DocumentError as PbDocumentError,
     ReprocessResponse, content::Location,
 };
-use parley_domain::{
-    EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record, ids, time,
-};
+use parley_domain::{Event, aggregate, convert, ids, time};
 use parley_extract::{Document, read_documents};
 use parley_log::{AggregateRef, BlobRef, ExpectedVersion, Filter, LogError, ReadMode, StartAt};
+use parley_runtime::{EnvelopeBuilder, append_events, decode_record};
 use prost::Message;
 
 use crate::Ingest;

@@ -23,13 +23,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use parley_domain::Event;
+use parley_domain::filter::Filter;
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::{self, SubscribeRequest, TalksEventType, subscribe_request::Start};
-use parley_domain::{EnvelopeBuilder, Event};
 use parley_log::{AggregateRef, EventLog, ExpectedVersion};
 use parley_notify::Notify;
-use parley_notify::filter::Filter;
-use parley_runtime::{GrpcServer, ShutdownSignal};
+use parley_runtime::{EnvelopeBuilder, GrpcServer, ShutdownSignal};
 use tokio::sync::Mutex;
 
 /// The filters subscribers use, round-robin: broad, narrow, and matching nothing.
@@ -242,7 +242,7 @@ async fn run() -> anyhow::Result<()> {
         );
         let t0 = since(base);
         sent[n].store(t0, Ordering::Release);
-        parley_domain::append_events(
+        parley_runtime::append_events(
             log.as_ref(),
             aggregate,
             ExpectedVersion::Any,

@@ -47,12 +47,12 @@ use parley_runtime::ShutdownSignal;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::filter::Filter;
 use crate::format;
 use crate::journal::Journal;
 use crate::secrets::SecretKey;
 use crate::subscriptions::{DeadLetter, Subscription, SubscriptionError, Subscriptions};
 use crate::webhook::{WebhookRequest, WebhookSender};
+use parley_domain::filter::Filter;
 
 /// JetStream stream holding `parley.notify.>`.
 pub const NOTIFY_STREAM: &str = "PARLEY_NOTIFY";

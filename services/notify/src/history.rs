@@ -26,8 +26,8 @@ use parley_domain::time;
 use tonic::{Request, Response, Status};
 
 use crate::Journal;
-use crate::filter::{Filter, FilterError};
 use crate::journal::{Direction, EventSummary, JournalError};
+use parley_domain::filter::{Filter, FilterError};
 
 /// Page size when the request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -473,9 +473,10 @@ impl EventHistoryService for HistoryGrpc {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use parley_domain::Event;
     use parley_domain::pb::{self, Actor, EventDate, TalksEventType, UpdateKind};
-    use parley_domain::{DecodedRecord, EnvelopeBuilder, Event};
     use parley_log::AggregateRef;
+    use parley_runtime::{DecodedRecord, EnvelopeBuilder};
     use proptest::prelude::*;
 
     /// A journal fed with hand-made records, one per call, one second apart.
@@ -1016,7 +1017,7 @@ mod tests {
                 )),
             }),
         );
-        parley_domain::append_events(
+        parley_runtime::append_events(
             &log,
             aggregate.clone(),
             ExpectedVersion::Any,
@@ -1035,7 +1036,7 @@ mod tests {
                 ..Default::default()
             }),
         );
-        parley_domain::append_events(
+        parley_runtime::append_events(
             &log,
             aggregate,
             ExpectedVersion::Any,

@@ -30,9 +30,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use parley_domain::pb::{SubscribeResponse, TalksEvent, UpdateKind};
-use parley_domain::{DecodedRecord, Event, decode_record, time};
+use parley_domain::{Event, time};
 use parley_log::{LogError, RecordStream};
-use parley_runtime::{Handled, HandlerError, RecordHandler};
+use parley_runtime::{DecodedRecord, Handled, HandlerError, RecordHandler, decode_record};
 use prost::Message;
 use prost_types::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -621,9 +621,9 @@ impl RecordHandler for Journal {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use parley_domain::EnvelopeBuilder;
     use parley_domain::pb::{self, Evidence};
     use parley_log::{AggregateRef, EventLog, ExpectedVersion, Filter, ReadMode, StartAt};
+    use parley_runtime::EnvelopeBuilder;
 
     fn evidence(doc: &str, text_len: usize) -> Evidence {
         Evidence {
@@ -799,7 +799,7 @@ mod tests {
             let (id, event) = event_of(i);
             let aggregate = AggregateRef::new("talks", &id).unwrap();
             let envelope = EnvelopeBuilder::new(aggregate.clone()).envelope(format!("m{i}"), event);
-            parley_domain::append_events(
+            parley_runtime::append_events(
                 &log,
                 aggregate,
                 ExpectedVersion::Any,

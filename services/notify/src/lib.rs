@@ -21,7 +21,6 @@
 //! - `PARLEY_NOTIFY_STATE_DIR`: folder of the journal's cache file (see [`journal`]).
 
 pub mod delivery;
-pub mod filter;
 pub mod format;
 pub mod history;
 pub mod journal;
@@ -35,9 +34,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use parley_domain::decode_record;
 use parley_log::{EventLog, Filter as LogFilter, ReadMode, StartAt};
-use parley_runtime::{GrpcServer, LogArgs, ShutdownSignal};
+use parley_runtime::{GrpcServer, LogArgs, ShutdownSignal, decode_record};
 use tokio::task::JoinHandle;
 
 pub use delivery::{DeliveryOptions, NatsPublisher};

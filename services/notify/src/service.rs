@@ -34,10 +34,10 @@ use tonic::{Request, Response, Status};
 
 use crate::Journal;
 use crate::delivery::whole_records;
-use crate::filter::Filter;
 use crate::secrets::{SECRET_KEY_ENV, SecretKey, generate_secret};
 use crate::subscriptions::{NewSubscription, SubscriptionError, Subscriptions};
 use crate::webhook;
+use parley_domain::filter::Filter;
 
 /// Entries sent to one subscriber before its sender waits for it to read.
 const SEND_BUFFER: usize = 64;

@@ -21,8 +21,9 @@ use parley_domain::pb::{
     SubscriptionCheckpointed, SubscriptionCreated, SubscriptionDeleted, SubscriptionPaused,
     SubscriptionResumed,
 };
-use parley_domain::{DecodedRecord, EnvelopeBuilder, Event, aggregate, append_events, time};
+use parley_domain::{Event, aggregate, time};
 use parley_log::{AggregateRef, EventLog, ExpectedVersion, LogError};
+use parley_runtime::{DecodedRecord, EnvelopeBuilder, append_events};
 use tokio::sync::watch;
 
 use crate::format;

@@ -14,13 +14,14 @@ use parley_domain::pb::{
     ResumeSubscriptionRequest, TalksEvent, TalksEventRecorded, TalksEventType, Webhook,
     WebhookFormat,
 };
-use parley_domain::{EnvelopeBuilder, Event, aggregate, append_events};
+use parley_domain::{Event, aggregate};
 use parley_log::sqlite::SqliteLog;
 use parley_log::{AggregateRef, EventLog, ExpectedVersion};
 use parley_notify::{
     DeliveryOptions, Notify, NotifyGrpc, NotifyStart, SecretKey, WebhookConfig, webhook,
 };
 use parley_runtime::ShutdownSignal;
+use parley_runtime::{EnvelopeBuilder, append_events};
 use tonic::{Code, Request};
 
 /// What the receiver saw: one row per request.

@@ -6,11 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use parley_domain::{
-    DecodedRecord, EnvelopeBuilder, Event, aggregate, append_events, convert, decode_record,
-};
+use parley_domain::{Event, aggregate, convert};
 use parley_log::{AggregateRef, EventLog, ExpectedVersion, Filter, LogError, ReadMode, StartAt};
 use parley_resolve::{Decision, DocumentMeta, Resolver};
+use parley_runtime::{DecodedRecord, EnvelopeBuilder, append_events, decode_record};
 use parley_runtime::{Handled, HandlerError, RecordHandler};
 use sha2::{Digest, Sha256};
 
@@ -294,7 +293,7 @@ fn revise(
     previous: &[String],
     now: &[parley_resolve::ResolvedEvent],
 ) -> Vec<Decision> {
-    use parley_extract::model::TalksEvent;
+    use parley_domain::model::TalksEvent;
     let current = |id: &str| resolver.get_event(id);
     let only_source =
         |event: &TalksEvent| event.evidence.iter().all(|e| e.document_id == document_id);

@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use parley_extract::model::TalksEvent;
+use parley_domain::model::TalksEvent;
 use parley_resolve::EventStore;
 use rusqlite::{Connection, OptionalExtension, params};
 

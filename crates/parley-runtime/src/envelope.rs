@@ -1,4 +1,11 @@
-//! Building, writing and reading event envelopes.
+//! Building, writing and reading event envelopes over a log.
+//!
+//! The log stores bytes; the domain knows events. This module is where the
+//! two meet: an [`EnvelopeBuilder`] wraps domain events for one aggregate,
+//! [`append_events`] writes them as one `EventBatch` (one atomic log
+//! message, with the headers readers use to skip without decoding), and
+//! [`decode_record`] reads a record back into envelopes, skipping payloads
+//! a newer writer added.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -8,8 +15,10 @@ use parley_log::{
 use prost::Message;
 use thiserror::Error;
 
-use crate::pb::{DomainEvent, EventBatch, EventEnvelope, domain_event::Event};
-use crate::{HEADER_EVENT_TYPES, HEADER_SCHEMA_VERSION, SCHEMA_VERSION, time};
+use parley_domain::pb::{DomainEvent, EventBatch, EventEnvelope, domain_event::Event};
+use parley_domain::{
+    HEADER_EVENT_TYPES, HEADER_SCHEMA_VERSION, SCHEMA_VERSION, event_type_name, time,
+};
 
 /// Why a record could not be read as Parley events.
 #[derive(Debug, Error)]
@@ -106,31 +115,6 @@ pub fn decode_record(record: &LogRecord) -> Result<DecodedRecord, DecodeError> {
         envelopes,
         skipped,
     })
-}
-
-/// Fully qualified protobuf name of a payload variant, stored in the envelope.
-pub fn event_type_name(event: &Event) -> &'static str {
-    match event {
-        Event::ArticleIngested(_) => "parley.v1.ArticleIngested",
-        Event::CandidatesExtracted(_) => "parley.v1.CandidatesExtracted",
-        Event::DocumentResolved(_) => "parley.v1.DocumentResolved",
-        Event::EntityRegistered(_) => "parley.v1.EntityRegistered",
-        Event::AliasLearned(_) => "parley.v1.AliasLearned",
-        Event::EntitiesMerged(_) => "parley.v1.EntitiesMerged",
-        Event::EntitySplit(_) => "parley.v1.EntitySplit",
-        Event::TalksEventRecorded(_) => "parley.v1.TalksEventRecorded",
-        Event::TalksEventCorroborated(_) => "parley.v1.TalksEventCorroborated",
-        Event::TalksEventAmended(_) => "parley.v1.TalksEventAmended",
-        Event::TalksEventRetracted(_) => "parley.v1.TalksEventRetracted",
-        Event::SubscriptionCreated(_) => "parley.v1.SubscriptionCreated",
-        Event::SubscriptionPaused(_) => "parley.v1.SubscriptionPaused",
-        Event::SubscriptionResumed(_) => "parley.v1.SubscriptionResumed",
-        Event::SubscriptionDeleted(_) => "parley.v1.SubscriptionDeleted",
-        Event::SubscriptionCheckpointed(_) => "parley.v1.SubscriptionCheckpointed",
-        Event::DeliveryDeadLettered(_) => "parley.v1.DeliveryDeadLettered",
-        Event::DeadLettersRedriven(_) => "parley.v1.DeadLettersRedriven",
-        Event::DeliveryLeaseTaken(_) => "parley.v1.DeliveryLeaseTaken",
-    }
 }
 
 /// Builds envelopes for one aggregate with shared causation and correlation.
@@ -243,7 +227,7 @@ pub async fn append_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb;
+    use parley_domain::pb;
 
     fn record(payload: Vec<u8>, headers: Vec<(String, String)>) -> LogRecord {
         LogRecord {

@@ -24,7 +24,7 @@
 //! (parties, scope, ...) matches when any value matches; `!=` matches when none
 //! does. Values compare case-insensitively. The empty filter matches everything.
 
-use parley_domain::pb::{EventStatus, Modality, Scope, TalksEvent, TalksEventType};
+use crate::pb::{EventStatus, Modality, Scope, TalksEvent, TalksEventType};
 
 /// A parsed filter, ready to match events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,7 @@ fn eval(expr: &Expr, event: &TalksEvent) -> bool {
 }
 
 fn field_values(field: Field, event: &TalksEvent) -> Vec<String> {
-    let codes = |actors: &[parley_domain::pb::Actor]| -> Vec<String> {
+    let codes = |actors: &[crate::pb::Actor]| -> Vec<String> {
         actors.iter().map(|a| a.code.to_ascii_lowercase()).collect()
     };
     match field {
@@ -605,7 +605,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parley_domain::pb::{Actor, Venue};
+    use crate::pb::{Actor, Venue};
 
     fn event(t: TalksEventType, parties: &[&str], mediators: &[&str]) -> TalksEvent {
         let actor = |c: &&str| Actor {
