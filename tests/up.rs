@@ -224,6 +224,83 @@ async fn a_data_directory_in_use_is_refused_and_left_alone() -> anyhow::Result<(
     Ok(())
 }
 
+/// Health of one service on `channel` (1 SERVING, 2 NOT_SERVING).
+async fn health_of(channel: &tonic::transport::Channel, service: &str) -> anyhow::Result<i32> {
+    Ok(HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await?
+        .into_inner()
+        .status)
+}
+
+/// A part whose state fails (the resolver's state file loses its tables
+/// under it) reports NOT_SERVING on health, and the other parts of the same
+/// process keep serving: the process does not exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_part_reports_not_serving_and_the_others_keep_serving() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let mut up = ServiceProcess::spawn_up(&data, &[], dir.path())?;
+    let channel = up.wait_serving(STARTUP).await?;
+
+    // Break the resolver's read model from outside, as a failing disk would.
+    let state = data.join("state/resolver/resolver-state.sqlite");
+    rusqlite::Connection::open(&state)?.execute_batch("DROP TABLE events; DROP TABLE sources;")?;
+
+    // The next document's events cannot be recorded in it.
+    let mut ingest = IngestServiceClient::new(channel.clone());
+    let receipt = ingest.submit_article(article_request()).await?.into_inner();
+    assert!(receipt.errors.is_empty(), "{:?}", receipt.errors);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while health_of(&channel, "parley.v1.ResolverService").await? != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resolver never reported NOT_SERVING\n{}",
+            up.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health_of(&channel, "").await?, 2, "overall health");
+    for service in ["parley.v1.IngestService", "parley.v1.NotifyService"] {
+        assert_eq!(health_of(&channel, service).await?, 1, "{service}");
+    }
+    // The healthy parts still work: ingest takes a new document, notify streams.
+    let receipt = ingest
+        .submit_article(SubmitArticleRequest {
+            name: "second.txt".into(),
+            content: synthetic_article(7).into_bytes(),
+            media_type: String::new(),
+            source_url: String::new(),
+        })
+        .await?
+        .into_inner();
+    assert!(receipt.errors.is_empty(), "{:?}", receipt.errors);
+    assert!(!receipt.documents[0].duplicate);
+    // The events decided before the failure reached the log: notify streams them.
+    let mut deliveries = subscribe_all(channel.clone()).await?;
+    let mut received = Vec::new();
+    assert!(
+        receive_until(
+            &mut deliveries,
+            &mut received,
+            Duration::from_secs(30),
+            |r| r.iter().any(is_riyadh_talks)
+        )
+        .await,
+        "notify stopped streaming: {received:#?}\n{}",
+        up.log()
+    );
+    assert!(
+        up.log().contains("the resolver stopped"),
+        "the reason is told: {}",
+        up.log()
+    );
+    assert!(up.terminate(Duration::from_secs(20))?, "{}", up.log());
+    Ok(())
+}
+
 /// What the stopped embedded log in `data` holds.
 async fn census(data: &std::path::Path) -> anyhow::Result<LogCensus> {
     let log = parley_log::sqlite::SqliteLog::open(data)?;

@@ -34,9 +34,22 @@ pub fn extract_files(paths: &[PathBuf], kb: &KnowledgeBase) -> (Vec<Value>, Vec<
                 name: doc.name.clone(),
                 reference_date: doc.reference_date,
             };
-            let resolution = resolver.resolve_document(&meta, &extraction);
-            for d in &resolution.decisions {
-                resolver.apply(d);
+            // The in-memory event store cannot fail; a store error is still
+            // reported against the document, never a panic.
+            let resolution = match resolver.resolve_document(&meta, &extraction) {
+                Ok(resolution) => resolution,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", doc.name));
+                    continue;
+                }
+            };
+            if let Err(e) = resolution
+                .decisions
+                .iter()
+                .try_for_each(|d| resolver.apply(d))
+            {
+                errors.push(format!("{}: {e}", doc.name));
+                continue;
             }
             for ev in &resolution.events {
                 rows.push(event_row(&doc.name, ev));

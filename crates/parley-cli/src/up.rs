@@ -162,6 +162,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
 
     let mut tasks = tokio::task::JoinSet::new();
+    // A part whose state fails reports NOT_SERVING; the others keep serving.
+    {
+        let serving = server.serving_state();
+        let failure = resolver.failure_watch();
+        tasks.spawn(async move {
+            let reason = failure.await;
+            eprintln!("parley up: the resolver stopped: {reason}; the other services keep serving (restart to rebuild it from the log)");
+            serving.fail(parley_resolver::RESOLVER_SERVICE).await;
+        });
+    }
     if args.demo {
         let journal = notify.journal().clone();
         let token = shutdown.token.clone();

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub use parley_domain::entity::{Entity, EntityKind};
 
 pub use people::{BadMention, Candidate, MentionKind, check_mention};
-pub use store::{EventStore, MemoryEvents};
+pub use store::{EventStore, MemoryEvents, StoreError};
 
 /// A state change, persisted by the services and replayed through [`Resolver::apply`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,16 +336,18 @@ impl Resolver {
     }
 
     /// A known event by id (read from the store).
-    pub fn get_event(&self, id: &str) -> Option<TalksEvent> {
+    pub fn get_event(&self, id: &str) -> Result<Option<TalksEvent>, StoreError> {
         if !self.events.contains_key(id) {
-            return None;
+            return Ok(None);
         }
         self.store.load(id)
     }
 
     /// All known events, by id (read from the store one at a time).
-    pub fn events(&self) -> impl Iterator<Item = TalksEvent> + '_ {
-        self.events.keys().filter_map(|id| self.store.load(id))
+    pub fn events(&self) -> impl Iterator<Item = Result<TalksEvent, StoreError>> + '_ {
+        self.events
+            .keys()
+            .filter_map(|id| self.store.load(id).transpose())
     }
 
     /// Number of known events.
@@ -387,7 +389,12 @@ impl Resolver {
     }
 
     /// Applies one decision. Idempotent: applying it again changes nothing.
-    pub fn apply(&mut self, decision: &Decision) {
+    ///
+    /// # Errors
+    /// When the [`EventStore`] fails. The decision may then be partly
+    /// applied: stop deciding with this resolver and rebuild it by replaying
+    /// the decisions (the log).
+    pub fn apply(&mut self, decision: &Decision) -> Result<(), StoreError> {
         match decision {
             Decision::RegisterEntity {
                 entity_id,
@@ -399,7 +406,7 @@ impl Resolver {
                 ..
             } => {
                 if self.entities.contains_key(entity_id) {
-                    return;
+                    return Ok(());
                 }
                 let mut set: BTreeSet<String> = aliases.iter().cloned().collect();
                 set.insert(name.clone());
@@ -425,13 +432,13 @@ impl Resolver {
             }
             Decision::MergeEntities { into, merged, .. } => {
                 if into == merged || !self.entities.contains_key(into) {
-                    return;
+                    return Ok(());
                 }
                 let Some(m) = self.entities.get_mut(merged) else {
-                    return;
+                    return Ok(());
                 };
                 if m.merged_into.is_some() {
-                    return;
+                    return Ok(());
                 }
                 m.merged_into = Some(into.clone());
                 let aliases: Vec<String> = m.aliases.iter().cloned().collect();
@@ -452,10 +459,10 @@ impl Resolver {
                 ..
             } => {
                 if self.entities.contains_key(new_entity_id) {
-                    return;
+                    return Ok(());
                 }
                 let Some(old) = self.entities.get_mut(entity_id) else {
-                    return;
+                    return Ok(());
                 };
                 let kind = old.kind;
                 for a in aliases {
@@ -480,18 +487,18 @@ impl Resolver {
             }
             Decision::RecordEvent { event } => {
                 if self.events.contains_key(&event.event_id) {
-                    return;
+                    return Ok(());
                 }
                 let mut sources = 0;
                 for evidence in &event.evidence {
                     if self
                         .store
-                        .add_source(&event.event_id, &evidence.document_id)
+                        .add_source(&event.event_id, &evidence.document_id)?
                     {
                         sources += 1;
                     }
                 }
-                self.store.save(event);
+                self.store.save(event)?;
                 self.events
                     .insert(event.event_id.clone(), EventKey::of(event, sources));
             }
@@ -504,16 +511,16 @@ impl Resolver {
                 ..
             } => {
                 let Some(key) = self.events.get(event_id) else {
-                    return;
+                    return Ok(());
                 };
                 if key.version >= *version {
-                    return;
+                    return Ok(());
                 }
                 let mut sources = key.sources;
-                let Some(mut event) = self.store.load(event_id) else {
-                    return;
+                let Some(mut event) = self.store.load(event_id)? else {
+                    return Ok(());
                 };
-                if self.store.add_source(event_id, &evidence.document_id) {
+                if self.store.add_source(event_id, &evidence.document_id)? {
                     sources += 1;
                 }
                 event.evidence.push(evidence.clone());
@@ -525,7 +532,7 @@ impl Resolver {
                 if *status == EventStatus::Held && event.event_type == EventType::TalksAnnounced {
                     event.event_type = EventType::TalksHeld;
                 }
-                self.store.save(&event);
+                self.store.save(&event)?;
                 self.events
                     .insert(event_id.clone(), EventKey::of(&event, sources));
             }
@@ -534,7 +541,7 @@ impl Resolver {
                     && key.version < event.version
                 {
                     let sources = key.sources;
-                    self.store.save(event);
+                    self.store.save(event)?;
                     self.events
                         .insert(event.event_id.clone(), EventKey::of(event, sources));
                 }
@@ -544,12 +551,12 @@ impl Resolver {
             } => {
                 if let Some(key) = self.events.get(event_id)
                     && key.version < *version
-                    && let Some(mut event) = self.store.load(event_id)
+                    && let Some(mut event) = self.store.load(event_id)?
                 {
                     let sources = key.sources;
                     event.retracted = true;
                     event.version = *version;
-                    self.store.save(&event);
+                    self.store.save(&event)?;
                     self.events
                         .insert(event_id.clone(), EventKey::of(&event, sources));
                 }
@@ -558,6 +565,7 @@ impl Resolver {
             // keeps it to diff re-extractions); the resolver needs none of it.
             Decision::DocumentResolved { .. } => {}
         }
+        Ok(())
     }
 
     /// Human judgement: `merged` is the same entity as `into`.
@@ -675,11 +683,15 @@ impl Resolver {
     }
 
     /// Resolves one document: returns decisions (not applied), persons and events.
+    ///
+    /// # Errors
+    /// When the [`EventStore`] cannot tell whether the document already
+    /// reported a known event; nothing is decided then.
     pub fn resolve_document(
         &self,
         doc: &DocumentMeta,
         extraction: &Extraction,
-    ) -> DocumentResolution {
+    ) -> Result<DocumentResolution, StoreError> {
         let mut out = DocumentResolution::default();
         // --- persons
         let linked = people::link_mentions(self, doc, extraction, &mut out.decisions);
@@ -735,7 +747,7 @@ impl Resolver {
                 .position(|(_, k, r)| same_event(k, *r, &key, reference));
             let event_id = if let Some((id, known)) = known {
                 let id = id.clone();
-                if !event_ids.contains(&id) && !self.store.has_source(&id, &doc.id) {
+                if !event_ids.contains(&id) && !self.store.has_source(&id, &doc.id)? {
                     let status = if event.event_type == EventType::TalksHeld {
                         EventStatus::Held
                     } else {
@@ -799,7 +811,7 @@ impl Resolver {
             event_ids,
         });
         out.persons = persons;
-        out
+        Ok(out)
     }
 }
 

@@ -73,7 +73,7 @@ fn glued_hyphen_and_possessive_forms() {
         "Talks\n\nDefense Minister Rustem Umerov arrived. The Umerov-led team met U.S. officials. Umerov's aides said so.",
     );
     let x = ex.extract(&doc);
-    let res = r.resolve_document(&meta(&doc), &x);
+    let res = r.resolve_document(&meta(&doc), &x).unwrap();
     assert_eq!(res.persons.len(), 1, "{:?}", res.persons);
     assert_eq!(res.persons[0].name, "Rustem Umerov");
 }
@@ -96,7 +96,7 @@ fn two_people_sharing_a_surname_in_one_article() {
         "Visit\n\nPresident Donald Trump greeted the guests. First lady Melania Trump hosted a dinner. Trump thanked her.",
     );
     let x = ex.extract(&doc);
-    let res = r.resolve_document(&meta(&doc), &x);
+    let res = r.resolve_document(&meta(&doc), &x).unwrap();
     let names: Vec<&str> = res.persons.iter().map(|p| p.name.as_str()).collect();
     assert!(
         names.contains(&"Donald Trump") && names.contains(&"Melania Trump"),
@@ -160,7 +160,8 @@ fn media_names_stay_apart() {
             code: None,
             origin: "human".into(),
             document_id: None,
-        });
+        })
+        .unwrap();
     }
     let hits = r.search("Sky News Arabia", 5);
     assert_eq!(hits[0].0.entity_id, "org-sky-news-arabia");
@@ -202,9 +203,9 @@ fn resolve_and_apply(
 ) -> parley_resolve::DocumentResolution {
     let ex = Extractor::new(kb());
     let doc = Document::from_text(name, date, text);
-    let res = r.resolve_document(&meta(&doc), &ex.extract(&doc));
+    let res = r.resolve_document(&meta(&doc), &ex.extract(&doc)).unwrap();
     for d in &res.decisions {
-        r.apply(d);
+        r.apply(d).unwrap();
     }
     res
 }
@@ -237,7 +238,7 @@ fn oleksandr_zelenskyy_is_a_new_person_in_a_document() {
         name: "oz.txt".into(),
         reference_date: extraction.reference_date,
     };
-    let res = r.resolve_document(&doc, &extraction);
+    let res = r.resolve_document(&doc, &extraction).unwrap();
     let olek = res
         .persons
         .iter()
@@ -269,7 +270,8 @@ fn sky_news_and_sky_news_arabia_stay_apart() {
             code: None,
             origin: "human".into(),
             document_id: None,
-        });
+        })
+        .unwrap();
     }
     let short = r.search("Sky News", 5);
     assert_eq!(short[0].0.entity_id, "org-sky-news");

@@ -38,10 +38,10 @@ fn run(kb: &KnowledgeBase) -> (Resolver, Vec<Decision>, Vec<Vec<String>>) {
             name: d.name.clone(),
             reference_date: d.reference_date,
         };
-        let res = r.resolve_document(&meta, &ex.extract(&d));
+        let res = r.resolve_document(&meta, &ex.extract(&d)).unwrap();
         ids.push(res.events.iter().map(|e| e.event_id.clone()).collect());
         for dec in &res.decisions {
-            r.apply(dec);
+            r.apply(dec).unwrap();
         }
         all.extend(res.decisions);
     }
@@ -50,7 +50,7 @@ fn run(kb: &KnowledgeBase) -> (Resolver, Vec<Decision>, Vec<Vec<String>>) {
 
 fn snapshot(r: &Resolver) -> (Vec<String>, Vec<String>) {
     let ents = r.entities().map(|e| format!("{e:?}")).collect();
-    let evs = r.events().map(|e| format!("{e:?}")).collect();
+    let evs = r.events().map(|e| format!("{:?}", e.unwrap())).collect();
     (ents, evs)
 }
 
@@ -60,7 +60,7 @@ fn planned_then_held_is_one_event() {
     let (r, decisions, ids) = run(&kb);
     assert_eq!(ids[0].len(), 1);
     assert_eq!(ids[0], ids[1], "both reports carry one id");
-    let ev = r.get_event(&ids[0][0]).unwrap();
+    let ev = r.get_event(&ids[0][0]).unwrap().unwrap();
     assert_eq!(ev.event_type, EventType::TalksHeld);
     assert_eq!(ev.status, EventStatus::Held);
     assert_eq!(ev.source_count, 2);
@@ -100,11 +100,11 @@ fn replay_rebuilds_the_same_state_and_is_idempotent() {
     let (live, decisions, _) = run(&kb);
     let mut replayed = Resolver::new(&kb);
     for d in &decisions {
-        replayed.apply(d);
+        replayed.apply(d).unwrap();
     }
     assert_eq!(snapshot(&live), snapshot(&replayed));
     for d in &decisions {
-        replayed.apply(d);
+        replayed.apply(d).unwrap();
     }
     assert_eq!(
         snapshot(&live),
@@ -118,7 +118,7 @@ fn replay_rebuilds_the_same_state_and_is_idempotent() {
         .collect();
     let mut from_json = Resolver::new(&kb);
     for j in &json {
-        from_json.apply(&serde_json::from_str(j).unwrap());
+        from_json.apply(&serde_json::from_str(j).unwrap()).unwrap();
     }
     assert_eq!(snapshot(&live), snapshot(&from_json));
 }
@@ -131,7 +131,7 @@ fn human_merge_split_and_alias_survive_replay() {
         .decide_merge("per-rustem-umerov", "per-sumbu-sita-mutinga", "analyst")
         .unwrap();
     for d in &merge {
-        live.apply(d);
+        live.apply(d).unwrap();
     }
     log.extend(merge);
     assert_eq!(
@@ -147,19 +147,19 @@ fn human_merge_split_and_alias_survive_replay() {
         )
         .unwrap();
     for d in &split {
-        live.apply(d);
+        live.apply(d).unwrap();
     }
     log.extend(split);
     let alias = live
         .decide_alias("per-keith-kellogg", "Gen. Kellogg", "analyst")
         .unwrap();
     for d in &alias {
-        live.apply(d);
+        live.apply(d).unwrap();
     }
     log.extend(alias);
     let mut replayed = Resolver::new(&kb);
     for d in &log {
-        replayed.apply(d);
+        replayed.apply(d).unwrap();
     }
     assert_eq!(snapshot(&live), snapshot(&replayed));
     assert!(
@@ -194,7 +194,8 @@ fn discovered_id_collision_gets_a_suffix() {
         code: None,
         origin: "human".into(),
         document_id: None,
-    });
+    })
+    .unwrap();
     let split = r
         .decide_split("per-jonas-breuer", "Jonas Breuer", &[], "analyst")
         .unwrap();

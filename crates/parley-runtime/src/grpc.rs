@@ -5,6 +5,7 @@
 //! the drain is bounded by the shutdown grace period anyway.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -31,24 +32,49 @@ pub enum ServeError {
 }
 
 /// Health reporting handle: flip services between SERVING and NOT_SERVING.
+///
+/// A service marked [failed](ServingState::fail) stays NOT_SERVING (and so
+/// does the overall "" service) while the others keep serving: one process
+/// running several services (`parley up`) reports the broken part honestly.
 #[derive(Clone)]
 pub struct ServingState {
     reporter: HealthReporter,
     names: Vec<&'static str>,
+    failed: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl ServingState {
-    /// Marks every service of this server (and the overall "" service) as serving or not.
+    /// Marks every service of this server (and the overall "" service) as
+    /// serving or not; failed services stay NOT_SERVING.
     pub async fn set(&self, serving: bool) {
-        let status = if serving {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
+        let failed = self.failed.lock().expect("health lock poisoned").clone();
+        let status = |serving: bool| {
+            if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            }
         };
-        self.reporter.set_service_status("", status).await;
+        self.reporter
+            .set_service_status("", status(serving && failed.is_empty()))
+            .await;
         for name in &self.names {
-            self.reporter.set_service_status(*name, status).await;
+            let up = serving && !failed.contains(name);
+            self.reporter.set_service_status(*name, status(up)).await;
         }
+    }
+
+    /// Marks one service (its gRPC name, e.g. `parley.v1.ResolverService`)
+    /// as failed for good: NOT_SERVING, like the overall "" service; the
+    /// other services keep their status.
+    pub async fn fail(&self, name: &'static str) {
+        self.failed.lock().expect("health lock poisoned").push(name);
+        self.reporter
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+        self.reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
     }
 }
 
@@ -57,6 +83,7 @@ pub struct GrpcServer {
     routes: Routes,
     names: Vec<&'static str>,
     health: HealthReporter,
+    failed: Arc<Mutex<Vec<&'static str>>>,
     security: ServerSecurity,
 }
 
@@ -87,6 +114,7 @@ impl GrpcServer {
             routes,
             names: Vec::new(),
             health,
+            failed: Arc::default(),
             security: ServerSecurity::default(),
         }
     }
@@ -122,6 +150,7 @@ impl GrpcServer {
         ServingState {
             reporter: self.health.clone(),
             names: self.names.clone(),
+            failed: self.failed.clone(),
         }
     }
 

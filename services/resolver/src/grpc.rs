@@ -132,7 +132,7 @@ fn refused(error: ResolveError) -> Status {
     }
 }
 
-fn log_failed(error: parley_log::LogError) -> Status {
+fn log_failed(error: crate::state::StateError) -> Status {
     Status::unavailable(format!("could not record the decision: {error}"))
 }
 
@@ -315,7 +315,10 @@ impl ResolverService for ResolverGrpc {
             .catch_up()
             .await
             .map_err(|e| Status::unavailable(format!("cannot read the log: {e}")))?;
-        let summary = self.state.summary();
+        let summary = self
+            .state
+            .summary()
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::DescribeStateResponse {
             applied_sequence: self.state.applied_sequence(),
             entity_count: summary.entities,

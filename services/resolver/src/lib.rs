@@ -21,7 +21,11 @@ use parley_runtime::{ConsumerLoop, GrpcServer, LogArgs, ShutdownSignal};
 
 pub use decisions::{aggregate_of, decision_from_event, decision_to_event};
 pub use grpc::ResolverGrpc;
-pub use state::ResolverState;
+pub use state::{ResolverState, StateError};
+
+/// gRPC name of the resolver's API, as health reports it.
+pub const RESOLVER_SERVICE: &str =
+    <parley_domain::pb::resolver_service_server::ResolverServiceServer<ResolverGrpc> as tonic::server::NamedService>::NAME;
 
 /// Durable consumer name of the resolver (replicas share it).
 pub const CONSUMER: &str = "parley-resolver";
@@ -99,6 +103,20 @@ impl ResolverService {
         options.max_deliver = 20;
         let handler = state.clone();
         let follower_state = state.clone();
+        // The resolver's own loops stop at shutdown, and also when its state
+        // fails (nothing may be decided on it); the process keeps serving.
+        let shutdown = ShutdownSignal {
+            token: shutdown.token.child_token(),
+            grace: shutdown.grace,
+        };
+        let failed_state = state.clone();
+        let halt = shutdown.token.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = halt.cancelled() => {}
+                _ = failed_state.failed() => halt.cancel(),
+            }
+        });
         let consumer = tokio::spawn(async move {
             // Replicas share the document consumer; each follows the whole log for reads.
             // Both loops outlive a lost NATS node or connection: they retry with backoff
@@ -120,6 +138,20 @@ impl ResolverService {
         ResolverGrpc::new(self.state.clone())
     }
 
+    /// Why the resolver's state failed, if it did (then it decides nothing
+    /// more and its gRPC service should report NOT_SERVING).
+    pub fn failure(&self) -> Option<String> {
+        self.state.failure()
+    }
+
+    /// A future that ends when the resolver's state fails, with why
+    /// (pending forever while it is healthy); it owns what it needs, so it
+    /// can be spawned.
+    pub fn failure_watch(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let state = self.state.clone();
+        async move { state.failed().await }
+    }
+
     /// Waits for the consumer to stop (after shutdown).
     pub async fn stopped(self) {
         let _ = self.consumer.await;
@@ -127,10 +159,11 @@ impl ResolverService {
 }
 
 /// Runs `work` again, with backoff, each time it fails, until it ends cleanly or shutdown fires.
-async fn retry_until_stopped<F, Fut>(what: &str, shutdown: &ShutdownSignal, mut work: F)
+async fn retry_until_stopped<F, Fut, E>(what: &str, shutdown: &ShutdownSignal, mut work: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), parley_log::LogError>>,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let mut delay = std::time::Duration::from_millis(200);
     loop {
@@ -193,12 +226,33 @@ impl Application {
     }
 
     /// Serves until the shutdown signal, then drains.
+    ///
+    /// # Errors
+    /// When the resolver's state fails: health turns NOT_SERVING, the
+    /// server drains, and the error says why, so the process exits non-zero
+    /// and its supervisor restarts it (the restart rebuilds the state).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "parley-resolver serving gRPC");
+        let serving = self.server.serving_state();
+        let state = self.service.state.clone();
+        let shutdown = self.shutdown.clone();
+        let watcher = tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.token.cancelled() => None,
+                reason = state.failed() => {
+                    serving.fail(RESOLVER_SERVICE).await;
+                    shutdown.token.cancel();
+                    Some(reason)
+                }
+            }
+        });
         self.server
             .serve(self.listener, self.shutdown.clone())
             .await?;
         let _ = tokio::time::timeout(self.shutdown.grace, self.service.stopped()).await;
+        if let Ok(Some(reason)) = watcher.await {
+            anyhow::bail!("the resolver's state failed: {reason}");
+        }
         Ok(())
     }
 }

@@ -8,13 +8,36 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use parley_domain::{Event, aggregate, convert};
 use parley_log::{AggregateRef, EventLog, ExpectedVersion, Filter, LogError, ReadMode, StartAt};
-use parley_resolve::{Decision, DocumentMeta, Resolver};
+use parley_resolve::{Decision, DocumentMeta, Resolver, StoreError as EventStoreError};
 use parley_runtime::{DecodedRecord, EnvelopeBuilder, append_events, decode_record};
 use parley_runtime::{Handled, HandlerError, RecordHandler};
 use sha2::{Digest, Sha256};
 
 use crate::decisions::{aggregate_of, decision_from_event, decision_to_event};
-use crate::store::{StateFile, StoreError, fatal};
+use crate::store::{StateFile, StoreError};
+
+/// Why the resolver's state could not take a step.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The log refused or was unavailable (typed: see [`LogError`]).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The state file failed: nothing is decided on this state any more; the
+    /// next start rebuilds it from the log.
+    #[error("the resolver's state failed and is rebuilt from the log at the next start: {0}")]
+    Failed(String),
+}
+
+impl From<StateError> for HandlerError {
+    /// A failed state is no fault of the record: it stays in the log for the
+    /// next start (the consumer stops), never parked as poison.
+    fn from(error: StateError) -> Self {
+        match error {
+            StateError::Log(e) => e.into(),
+            StateError::Failed(_) => HandlerError::Transient(error.to_string()),
+        }
+    }
+}
 
 /// The resolver plus what the service needs around it.
 pub struct ResolverState {
@@ -22,6 +45,8 @@ pub struct ResolverState {
     inner: Mutex<Inner>,
     /// Serialises deciding and appending, so two documents never decide on stale state.
     write: tokio::sync::Mutex<()>,
+    /// Set (once) when the state file failed: why. Nothing is decided after it.
+    failure: tokio::sync::watch::Sender<Option<String>>,
 }
 
 struct Inner {
@@ -82,17 +107,60 @@ impl ResolverState {
                 versions: HashMap::new(),
             }),
             write: tokio::sync::Mutex::new(()),
+            failure: tokio::sync::watch::channel(None).0,
         })
     }
 
+    /// Marks the state failed (the first failure wins) and says so.
+    fn fail(&self, error: impl std::fmt::Display) -> StateError {
+        let reason = error.to_string();
+        self.failure.send_if_modified(|failure| {
+            if failure.is_some() {
+                return false;
+            }
+            tracing::error!(error = %reason, "the resolver's state file failed; the resolver stops deciding and reports NOT_SERVING (the next start rebuilds it from the log)");
+            *failure = Some(reason.clone());
+            true
+        });
+        StateError::Failed(reason)
+    }
+
+    /// Why the state failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    /// Waits until the state fails; returns why.
+    pub async fn failed(&self) -> String {
+        let mut failure = self.failure.subscribe();
+        let reason = match failure.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            // The state is gone: it can fail no more.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// `Err` when the state failed earlier.
+    fn check(&self) -> Result<(), StateError> {
+        match self.failure() {
+            Some(reason) => Err(StateError::Failed(reason)),
+            None => Ok(()),
+        }
+    }
+
     /// Replays every decision in the log; returns the number of records read.
-    pub async fn replay(&self) -> Result<u64, LogError> {
+    pub async fn replay(&self) -> Result<u64, StateError> {
         self.catch_up().await
     }
 
     /// Folds every record appended since the last one applied, by this replica
     /// or any other, so decisions are never taken on a stale state.
-    pub async fn catch_up(&self) -> Result<u64, LogError> {
+    pub async fn catch_up(&self) -> Result<u64, StateError> {
+        self.check()?;
         let from = self.applied_sequence() + 1;
         let mut records = self
             .log
@@ -107,7 +175,7 @@ impl ResolverState {
             let record = record?;
             count += 1;
             match decode_record(&record) {
-                Ok(decoded) => self.apply_record(&decoded),
+                Ok(decoded) => self.apply_record(&decoded)?,
                 Err(e) => {
                     tracing::error!(sequence = record.sequence, error = %e, "skipping undecodable record");
                     self.inner.lock().expect("resolver lock poisoned").applied = record.sequence;
@@ -119,7 +187,11 @@ impl ResolverState {
 
     /// Follows the log in the background so reads (`GetEntity`, `Resolve`) see
     /// decisions taken by other replicas and by humans without waiting for a document.
-    pub async fn follow(&self, token: tokio_util::sync::CancellationToken) -> Result<(), LogError> {
+    pub async fn follow(
+        &self,
+        token: tokio_util::sync::CancellationToken,
+    ) -> Result<(), StateError> {
+        self.check()?;
         let from = self.applied_sequence() + 1;
         let mut records = self
             .log
@@ -140,7 +212,7 @@ impl ResolverState {
             // Decide-and-append holds this lock; folding in between would race its own catch-up.
             let _guard = self.write.lock().await;
             match decode_record(&record) {
-                Ok(decoded) => self.apply_record(&decoded),
+                Ok(decoded) => self.apply_record(&decoded)?,
                 Err(e) => {
                     tracing::error!(sequence = record.sequence, error = %e, "skipping undecodable record")
                 }
@@ -154,10 +226,12 @@ impl ResolverState {
     }
 
     /// Folds one record, unless it was already folded (catch-up and follow overlap).
-    fn apply_record(&self, record: &DecodedRecord) {
+    /// A failure of the state file fails the state (see [`StateError::Failed`]).
+    fn apply_record(&self, record: &DecodedRecord) -> Result<(), StateError> {
+        self.check()?;
         let mut inner = self.inner.lock().expect("resolver lock poisoned");
         if record.sequence <= inner.applied {
-            return;
+            return Ok(());
         }
         inner.applied = record.sequence;
         if record.aggregate.kind != aggregate::ARTICLE {
@@ -176,11 +250,12 @@ impl ResolverState {
                     inner
                         .documents
                         .record_document(&envelope.causation_id, document_id, event_ids)
-                        .unwrap_or_else(|e| fatal(e));
+                        .map_err(|e| self.fail(e))?;
                 }
-                inner.resolver.apply(&decision);
+                inner.resolver.apply(&decision).map_err(|e| self.fail(e))?;
             }
         }
+        Ok(())
     }
 
     /// Runs `f` with the resolver.
@@ -189,7 +264,8 @@ impl ResolverState {
     }
 
     /// A summary of the current state.
-    pub fn summary(&self) -> StateSummary {
+    pub fn summary(&self) -> Result<StateSummary, StateError> {
+        self.check()?;
         let inner = self.inner.lock().expect("resolver lock poisoned");
         let mut hasher = Sha256::new();
         let mut entities = 0;
@@ -199,18 +275,16 @@ impl ResolverState {
         }
         let mut events = 0;
         for event in inner.resolver.events() {
+            let event = event.map_err(|e| self.fail(e))?;
             events += 1;
             hasher.update(serde_json::to_vec(&event).unwrap_or_default());
         }
-        StateSummary {
+        Ok(StateSummary {
             entities,
             events,
-            documents: inner
-                .documents
-                .document_count()
-                .unwrap_or_else(|e| fatal(e)),
+            documents: inner.documents.document_count().map_err(|e| self.fail(e))?,
             digest: hex::encode(hasher.finalize()),
-        }
+        })
     }
 
     /// Appends decisions (grouped per aggregate, one message each) then folds
@@ -224,7 +298,8 @@ impl ResolverState {
         causation: &str,
         document_id: &str,
         decisions: Vec<Decision>,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), StateError> {
+        self.check()?;
         // Group by aggregate, keeping first-appearance order: entities, then events, then the document.
         let mut groups: Vec<(parley_log::AggregateRef, Vec<Decision>)> = Vec::new();
         for decision in decisions {
@@ -275,7 +350,7 @@ impl ResolverState {
     }
 
     /// Appends and applies a human decision (merge, split, alias).
-    pub async fn commit_human(&self, decisions: Vec<Decision>) -> Result<(), LogError> {
+    pub async fn commit_human(&self, decisions: Vec<Decision>) -> Result<(), StateError> {
         let _guard = self.write.lock().await;
         self.catch_up().await?;
         let key = format!("human:{}", uuid_like());
@@ -292,7 +367,7 @@ fn revise(
     document_id: &str,
     previous: &[String],
     now: &[parley_resolve::ResolvedEvent],
-) -> Vec<Decision> {
+) -> Result<Vec<Decision>, EventStoreError> {
     use parley_domain::model::TalksEvent;
     let current = |id: &str| resolver.get_event(id);
     let only_source =
@@ -310,7 +385,7 @@ fn revise(
     };
     let mut decisions = Vec::new();
     for id in previous {
-        let Some(event) = current(id) else { continue };
+        let Some(event) = current(id)? else { continue };
         if event.retracted {
             continue;
         }
@@ -351,7 +426,7 @@ fn revise(
             Some(_) => {}
         }
     }
-    decisions
+    Ok(decisions)
 }
 
 fn uuid_like() -> String {
@@ -376,7 +451,7 @@ impl RecordHandler for ResolverState {
                 // Another replica may have decided on the same entities or events since.
                 self.catch_up().await?;
                 match self.resolve_candidates(envelope, candidates, attempt).await {
-                    Err(LogError::WrongExpectedVersion { .. })
+                    Err(StateError::Log(LogError::WrongExpectedVersion { .. }))
                         if attempt < MAX_CONFLICT_RETRIES =>
                     {
                         attempt += 1;
@@ -406,14 +481,14 @@ impl ResolverState {
         envelope: &parley_domain::pb::EventEnvelope,
         candidates: &parley_domain::pb::CandidatesExtracted,
         attempt: u32,
-    ) -> Result<bool, LogError> {
+    ) -> Result<bool, StateError> {
         let already = self
             .inner
             .lock()
             .expect("resolver lock poisoned")
             .documents
             .is_handled(&envelope.event_id)
-            .map_err(|e| LogError::Backend(e.to_string()))?;
+            .map_err(|e| self.fail(e))?;
         if already {
             return Ok(false);
         }
@@ -423,18 +498,22 @@ impl ResolverState {
             name: candidates.document_name.clone(),
             reference_date: extraction.reference_date,
         };
-        let resolution = self.with(|r| r.resolve_document(&meta, &extraction));
+        let resolution = self
+            .with(|r| r.resolve_document(&meta, &extraction))
+            .map_err(|e| self.fail(e))?;
         let previous = self
             .inner
             .lock()
             .expect("resolver lock poisoned")
             .documents
             .document_events(&meta.id)
-            .map_err(|e| LogError::Backend(e.to_string()))?;
+            .map_err(|e| self.fail(e))?;
         let mut decisions = resolution.decisions;
         if let Some(previous) = previous {
             // A re-extraction of a resolved document: amend and retract what it changed.
-            let revisions = self.with(|r| revise(r, &meta.id, &previous, &resolution.events));
+            let revisions = self
+                .with(|r| revise(r, &meta.id, &previous, &resolution.events))
+                .map_err(|e| self.fail(e))?;
             let at = decisions
                 .iter()
                 .position(|d| matches!(d, Decision::DocumentResolved { .. }))
@@ -540,11 +619,11 @@ mod tests {
         let record = extracted(&log, n, "doc-0-3", "Nothing happened\n\nIt rained in Doha.").await;
         assert_eq!(live.handle(&record).await.unwrap(), Handled::Done);
 
-        let summary = live.summary();
+        let summary = live.summary().unwrap();
         assert_eq!(summary.documents, 12);
         assert!(summary.events >= 2, "{summary:?}");
         let (talks, ceasefire) = live.with(|r| {
-            let events: Vec<_> = r.events().collect();
+            let events: Vec<_> = r.events().map(Result::unwrap).collect();
             let talks = events
                 .iter()
                 .filter(|e| e.venue.city.as_deref() == Some("Istanbul"))
@@ -581,7 +660,7 @@ mod tests {
         std::fs::write(state_dir.path().join(crate::store::FILE_NAME), b"junk").unwrap();
         let replayed = ResolverState::open(log.clone(), &kb, Some(state_dir.path())).unwrap();
         replayed.replay().await.unwrap();
-        assert_eq!(replayed.summary(), summary);
+        assert_eq!(replayed.summary().unwrap(), summary);
         // And it knows every extraction was handled.
         assert_eq!(replayed.handle(&record).await.unwrap(), Handled::Skipped);
     }

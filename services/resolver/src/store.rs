@@ -15,16 +15,18 @@
 //! lock file so two processes never share it. Memory used by SQLite is its
 //! page cache ([`PAGE_CACHE_KIB`]).
 //!
-//! The resolver cannot decide anything on a state it failed to record, and
-//! its event store has no way to report an error: a failed write or read of
-//! the file (disk full, I/O error) stops the process with an error message,
-//! and the restarted process rebuilds the state from the log.
+//! The resolver cannot decide anything on a state it failed to record: a
+//! failed write or read of the file (disk full, I/O error, a damaged entry)
+//! is reported as a typed [`parley_resolve::StoreError`]; the service then
+//! stops deciding, reports NOT_SERVING, and the next start rebuilds the
+//! state from the log.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use parley_domain::model::TalksEvent;
 use parley_resolve::EventStore;
+use parley_resolve::StoreError as EventStoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// SQLite page cache of the state file, in KiB.
@@ -169,12 +171,21 @@ impl StateFile {
     }
 }
 
-/// Stops the process: the state could not be read or written, and deciding
-/// on a state that is not the log's would fork it. The restart rebuilds it.
-pub(crate) fn fatal(error: StoreError) -> ! {
-    tracing::error!(error = %error, "the resolver's state file failed; exiting so a restart rebuilds it from the log");
-    eprintln!("parley-resolver: state file failed: {error}");
-    std::process::exit(70)
+impl From<StoreError> for EventStoreError {
+    /// A busy or locked file may answer later; a damaged entry is corrupt;
+    /// anything else (I/O, a full disk, a missing table) is permanent.
+    fn from(error: StoreError) -> Self {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match &error {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, DatabaseBusy | DatabaseLocked) =>
+            {
+                Self::Retryable(error.to_string())
+            }
+            StoreError::Decode(_) => Self::Corrupt(error.to_string()),
+            _ => Self::Permanent(error.to_string()),
+        }
+    }
 }
 
 /// The resolver's [`EventStore`] in the state file.
@@ -205,39 +216,33 @@ impl SqliteEvents {
 }
 
 impl EventStore for SqliteEvents {
-    fn load(&self, event_id: &str) -> Option<TalksEvent> {
-        self.try_load(event_id).unwrap_or_else(|e| fatal(e))
+    fn load(&self, event_id: &str) -> Result<Option<TalksEvent>, EventStoreError> {
+        Ok(self.try_load(event_id)?)
     }
 
-    fn save(&mut self, event: &TalksEvent) {
-        self.try_save(event).unwrap_or_else(|e| fatal(e));
+    fn save(&mut self, event: &TalksEvent) -> Result<(), EventStoreError> {
+        Ok(self.try_save(event)?)
     }
 
-    fn add_source(&mut self, event_id: &str, document_id: &str) -> bool {
-        self.file
-            .with(|db| {
-                Ok(db
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO sources (event_id, document_id) VALUES (?1, ?2)",
-                    )?
-                    .execute([event_id, document_id])?
-                    > 0)
-            })
-            .unwrap_or_else(|e| fatal(e))
+    fn add_source(&mut self, event_id: &str, document_id: &str) -> Result<bool, EventStoreError> {
+        Ok(self.file.with(|db| {
+            Ok(db
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO sources (event_id, document_id) VALUES (?1, ?2)",
+                )?
+                .execute([event_id, document_id])?
+                > 0)
+        })?)
     }
 
-    fn has_source(&self, event_id: &str, document_id: &str) -> bool {
-        self.file
-            .with(|db| {
-                Ok(db
-                    .prepare_cached(
-                        "SELECT 1 FROM sources WHERE event_id = ?1 AND document_id = ?2",
-                    )?
-                    .query_row([event_id, document_id], |_| Ok(()))
-                    .optional()?
-                    .is_some())
-            })
-            .unwrap_or_else(|e| fatal(e))
+    fn has_source(&self, event_id: &str, document_id: &str) -> Result<bool, EventStoreError> {
+        Ok(self.file.with(|db| {
+            Ok(db
+                .prepare_cached("SELECT 1 FROM sources WHERE event_id = ?1 AND document_id = ?2")?
+                .query_row([event_id, document_id], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })?)
     }
 }
 
@@ -272,13 +277,13 @@ mod tests {
         ));
         let mut events = file.events();
         let e = event("evt-1");
-        events.save(&e);
-        assert_eq!(events.load("evt-1"), Some(e.clone()));
-        assert_eq!(events.load("evt-2"), None);
-        assert!(events.add_source("evt-1", "doc-a"));
-        assert!(!events.add_source("evt-1", "doc-a"));
-        assert!(events.has_source("evt-1", "doc-a"));
-        assert!(!events.has_source("evt-1", "doc-b"));
+        events.save(&e).unwrap();
+        assert_eq!(events.load("evt-1").unwrap(), Some(e.clone()));
+        assert_eq!(events.load("evt-2").unwrap(), None);
+        assert!(events.add_source("evt-1", "doc-a").unwrap());
+        assert!(!events.add_source("evt-1", "doc-a").unwrap());
+        assert!(events.has_source("evt-1", "doc-a").unwrap());
+        assert!(!events.has_source("evt-1", "doc-b").unwrap());
         assert!(!file.is_handled("x1").unwrap());
         file.record_document("x1", "doc-a", &["evt-1".into()])
             .unwrap();
@@ -292,8 +297,36 @@ mod tests {
         // Reopened (even over a damaged file): empty, to be rebuilt from the log.
         std::fs::write(dir.path().join(FILE_NAME), b"garbage").unwrap();
         let file = StateFile::open(Some(dir.path())).unwrap();
-        assert_eq!(file.events().load("evt-1"), None);
+        assert_eq!(file.events().load("evt-1").unwrap(), None);
         assert!(!file.is_handled("x1").unwrap());
         assert_eq!(file.document_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_failing_file_is_a_typed_error_not_an_exit() {
+        let file = StateFile::open(None).unwrap();
+        let mut events = file.events();
+        events.save(&event("evt-1")).unwrap();
+        // A damaged entry is corrupt.
+        file.with(|db| {
+            db.execute(
+                "UPDATE events SET state = x'00ff' WHERE event_id = 'evt-1'",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(matches!(
+            events.load("evt-1"),
+            Err(EventStoreError::Corrupt(_))
+        ));
+        // A file that lost its tables fails for good.
+        file.with(|db| Ok(db.execute_batch("DROP TABLE events; DROP TABLE sources;")?))
+            .unwrap();
+        let error = events.save(&event("evt-2")).unwrap_err();
+        assert!(matches!(error, EventStoreError::Permanent(_)), "{error:?}");
+        assert!(!error.is_retryable());
+        assert!(error.to_string().contains("no such table"), "{error}");
+        assert!(events.add_source("evt-2", "doc-a").is_err());
     }
 }
