@@ -2,7 +2,8 @@
 //! and fails when a dependency the architecture forbids comes back, naming
 //! the path that brings it in.
 //!
-//! The parts and the rules mirror the intended structure (README, "Crate
+//! It also holds the README's crate-graph diagram against the code. The
+//! parts and the rules mirror the intended structure (README, "Crate
 //! graph"): each part is a set of packages; "never" means no path of normal
 //! or build dependencies leads from any package of one part to any package of
 //! the other — and, like `cargo tree -p`, the first step may also be a
@@ -207,4 +208,100 @@ fn a_forbidden_edge_is_found_however_deep() {
         .1
         .insert("parley-kb".into());
     assert_eq!(violations(&graph).len(), 1);
+}
+
+/// Direct normal dependencies between the workspace's crates (the test
+/// harnesses left out), as `cargo metadata` reads them.
+fn crate_graph(graph: &Graph) -> BTreeMap<String, BTreeSet<String>> {
+    let ours: BTreeSet<&str> = PARTS
+        .iter()
+        .flat_map(|(_, packages)| packages.iter().copied())
+        .collect();
+    graph
+        .iter()
+        .filter(|(name, _)| ours.contains(name.as_str()))
+        .map(|(name, (normal, _))| {
+            let deps = normal
+                .iter()
+                .filter(|d| ours.contains(d.as_str()))
+                .cloned()
+                .collect();
+            (name.clone(), deps)
+        })
+        .collect()
+}
+
+/// The edges no longer path implies (the graph's transitive reduction).
+fn reduced_edges(graph: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<(String, String)> {
+    let reaches_without = |from: &str, to: &str| {
+        let mut stack: Vec<&str> = graph[from]
+            .iter()
+            .map(String::as_str)
+            .filter(|d| *d != to)
+            .collect();
+        let mut seen = BTreeSet::new();
+        while let Some(at) = stack.pop() {
+            if at == to {
+                return true;
+            }
+            if seen.insert(at) {
+                stack.extend(graph.get(at).into_iter().flatten().map(String::as_str));
+            }
+        }
+        false
+    };
+    let mut edges = BTreeSet::new();
+    for (from, deps) in graph {
+        for to in deps {
+            if !reaches_without(from, to) {
+                edges.insert((from.clone(), to.clone()));
+            }
+        }
+    }
+    edges
+}
+
+/// The `A --> B` lines of the README's crate-graph diagram.
+fn readme_edges() -> BTreeSet<(String, String)> {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("## Crate graph")
+        .expect("the README has a Crate graph section");
+    let block = &readme[start..];
+    let block = &block[block.find("```mermaid").expect("with a mermaid diagram")..];
+    let block = &block[..block[3..].find("```").expect("closed") + 3];
+    block
+        .lines()
+        .filter_map(|line| line.trim().split_once(" --> "))
+        .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_readme_crate_graph_matches_the_code() {
+    let actual = reduced_edges(&crate_graph(&workspace_graph()));
+    let drawn = readme_edges();
+    let missing: Vec<_> = actual.difference(&drawn).collect();
+    let extra: Vec<_> = drawn.difference(&actual).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README crate graph differs from the code:\n  missing from the README: {missing:?}\n  not in the code: {extra:?}"
+    );
+}
+
+#[test]
+fn the_reduction_keeps_only_edges_no_path_implies() {
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        [("a", vec!["b", "c"]), ("b", vec!["c"]), ("c", vec![])]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+            .collect();
+    let edges = reduced_edges(&graph);
+    assert_eq!(
+        edges,
+        [("a", "b"), ("b", "c")]
+            .into_iter()
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect()
+    );
 }

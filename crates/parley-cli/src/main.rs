@@ -4,6 +4,10 @@
 //! - `parley extract --jsonl FILE...` runs the extraction pipeline offline;
 //! - `parley ingest --server URL FILE...` submits documents to a running system;
 //! - `parley subscribe --server URL [--filter EXPR] [--from SEQ|TIME|new]` prints events as they arrive.
+//!
+//! Owns: the command line and `parley up` (the three services as tasks of
+//! one process). It is the one place that may import every crate; logic a
+//! service needs never lives here.
 
 mod commands;
 mod display;

@@ -17,6 +17,8 @@
 //! Writing envelopes to a log and reading them back is the runtime's job
 //! (`parley_runtime::envelope`).
 
+#![warn(missing_docs)]
+
 pub mod convert;
 pub mod entity;
 pub mod filter;

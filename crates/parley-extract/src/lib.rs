@@ -4,6 +4,10 @@
 //! The pipeline is rule-based and explainable: [`document`] reads inputs into
 //! normalised text, [`time`] resolves date expressions, and the extractor
 //! finds triggers, actors, dates and venues sentence by sentence.
+//!
+//! Owns: document readers and the staged extractor with its rules. It fills
+//! the talks model, which belongs to `parley-domain` (import it from there).
+//! Must never import the log, the runtime, the resolver or a service.
 
 mod clause;
 mod coref;

@@ -7,6 +7,9 @@
 //! refuses a malformed one with its file, line and reason, so a typo in an
 //! extension file stops start-up instead of silently dropping an actor.
 //!
+//! Owns: the bundled TOML data, its loader and the name normaliser. Must
+//! never import another Parley crate: it is data.
+//!
 //! ```
 //! use parley_kb::KnowledgeBase;
 //! let kb = KnowledgeBase::bundled().unwrap();

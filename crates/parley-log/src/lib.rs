@@ -12,6 +12,13 @@
 //!   sequence (starting at 1);
 //! - the *version* of an aggregate is the global sequence of its last record,
 //!   which is what optimistic concurrency ([`ExpectedVersion`]) compares.
+//!
+//! Owns: the [`EventLog`] trait over bytes, its JetStream and embedded
+//! SQLite backends, blobs, and the read-model file opener. Must never import
+//! `parley-domain` (the log stores bytes; envelopes are the runtime's
+//! business), the extractor, the knowledge base, or a service.
+
+#![warn(missing_docs)]
 
 mod checks;
 #[cfg(feature = "contract-tests")]

@@ -3,6 +3,10 @@
 //! Everything in the log and on the wire is defined once in `proto/parley/v1`;
 //! this crate is the only place the generated code lives, so every service
 //! agrees on the bytes.
+//!
+//! Owns: the generated messages, gRPC clients and servers, and the encoded
+//! descriptor set. Must never import another Parley crate: schemas depend
+//! on nothing of ours.
 
 #![allow(missing_docs, clippy::all)]
 

@@ -8,6 +8,12 @@
 //! - ids are derived from names and first reports, never from counters or clocks;
 //! - `apply` is idempotent (a decision applied twice changes nothing);
 //! - human judgements (merge, split, alias) are decisions too and survive replay.
+//!
+//! Owns: entity resolution and cross-document event identity, as
+//! decisions, and the [`EventStore`] trait with typed [`StoreError`]s. It
+//! works on the domain's model (`parley-domain`) and the knowledge base; it
+//! must never import the extractor (outside tests), the log, the runtime or
+//! a service.
 
 mod index;
 mod people;

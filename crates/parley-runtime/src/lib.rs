@@ -3,6 +3,15 @@
 //! Services differ in what they do with the log; they should not differ in
 //! how they connect to it, serve gRPC, report health, shut down, or survive a
 //! poison message. Those live here once.
+//!
+//! Owns: log connection flags, the gRPC server with health (per-service
+//! NOT_SERVING) and reflection, TLS and tokens, shutdown, the durable
+//! consumer loop with poison parking, and the envelopes written to and read
+//! from the log ([`envelope`]). It joins the log (bytes) and the domain
+//! (events); it must never import the extractor, the knowledge base, the
+//! resolver or a service.
+
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod config;

@@ -3,6 +3,9 @@
 //! Operators get one switch for JSON logs, one address for Prometheus
 //! scraping and, in builds with the `otlp` feature, one endpoint for
 //! OpenTelemetry traces, whichever service they run.
+//!
+//! Owns: tracing and Prometheus setup and their flags. Must never import
+//! another Parley crate.
 
 use std::net::SocketAddr;
 

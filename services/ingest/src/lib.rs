@@ -6,6 +6,10 @@
 //! and both facts are appended to the document's aggregate in one message,
 //! so a document is never half-ingested. A document already in the log with
 //! the same content appends nothing.
+//!
+//! Owns: intake over gRPC, NATS and feeds, and reprocessing. Uses the
+//! extractor, the domain and the runtime; must never import another service
+//! (services talk over NATS and gRPC).
 
 mod ingest;
 mod reprocess;

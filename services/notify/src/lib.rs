@@ -19,6 +19,11 @@
 //!   `PARLEY_WEBHOOK_MAX_BACKOFF_MS`, `PARLEY_WEBHOOK_TIMEOUT_MS`: see [`webhook`];
 //! - `PARLEY_NOTIFY_REPLICA_ID`, `PARLEY_NOTIFY_LEASE_MS`, `PARLEY_NOTIFY_CHECKPOINT_MS`: see [`delivery`];
 //! - `PARLEY_NOTIFY_STATE_DIR`: folder of the journal's cache file (see [`journal`]).
+//!
+//! Owns: the journal, subscriptions, delivery (gRPC streams, NATS,
+//! webhooks) and history queries. Uses the domain (model, filter language)
+//! and the runtime; must never import the extractor, the knowledge base or
+//! another service (delivery needs no NLP).
 
 pub mod delivery;
 pub mod format;

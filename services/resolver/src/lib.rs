@@ -6,6 +6,10 @@
 //! become real-world events with one id across documents. Every decision is
 //! appended to the log before the document is acked, so a crash loses
 //! nothing and a replay rebuilds exactly the same state.
+//!
+//! Owns: the resolution service and its read model (the state file). Uses
+//! `parley-resolve`, the domain and the runtime; must never import another
+//! service, and links the extractor in tests only.
 
 mod decisions;
 mod grpc;
