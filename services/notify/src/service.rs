@@ -141,8 +141,7 @@ impl NotifyService for NotifyGrpc {
                         _ = token.cancelled() => break 'outer,
                         sent = tx.send(Ok((*entry).clone())) => if sent.is_err() { break 'outer },
                     }
-                    metrics::counter!("parley_notify_delivered_total", "channel" => "grpc")
-                        .increment(1);
+                    crate::delivery::observe_latency("grpc", &entry);
                 }
             }
             metrics::gauge!("parley_notify_subscribers").decrement(1.0);
