@@ -6,7 +6,8 @@
 //!   50 MB, a feed of 5,000 items, malformed HTML and XML, XML entities;
 //! - requests: malformed or oversized ones, missing credentials, a client over
 //!   its rate, an invalid filter, unknown ids, a webhook URL that is not
-//!   http(s) or points inside the network, bad mentions;
+//!   http(s) or points inside the network, a webhook secret that is not
+//!   Standard Webhooks base64, bad mentions;
 //! - the log: a payload that does not decode, a newer schema, an event type
 //!   unknown to this build (a logged skip naming the sequence);
 //! - webhook receivers that answer garbage or hang (failed attempts, then a
@@ -1255,5 +1256,61 @@ async fn a_service_that_cannot_reach_nats_says_not_serving_and_retries_instead_o
         ingest.terminate(Duration::from_secs(10))?,
         "SIGTERM exits cleanly"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_secret_that_standard_webhooks_cannot_read_is_refused() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (up, channel) = up(dir.path(), &[], &[("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true")]).await?;
+    let url = up.url();
+    for (secret, message) in [
+        (
+            "topsecret",
+            "parley: webhook secret is not `whsec_` followed by base64 (Standard Webhooks); leave it out to have one generated\n",
+        ),
+        (
+            "whsec_c2hvcnQ=",
+            "parley: webhook secret holds 5 bytes; Standard Webhooks secrets hold 24 to 64 (leave it out to have one generated)\n",
+        ),
+    ] {
+        let output = parley_e2e::parley_cli(
+            &[
+                "subscriptions",
+                "create",
+                "--server",
+                &url,
+                "--webhook",
+                "http://127.0.0.1:9/hook",
+                "--secret",
+                secret,
+            ],
+            &[],
+            STARTUP,
+        )
+        .await?;
+        assert_eq!(output.status.code(), Some(1), "{secret}");
+        assert_eq!(String::from_utf8(output.stderr)?, message, "{secret}");
+    }
+    // Nothing was created; a generated secret is accepted.
+    let mut notify = NotifyServiceClient::new(channel);
+    let created = notify
+        .create_subscription(CreateSubscriptionRequest {
+            channel: Channel::Webhook as i32,
+            webhook: Some(Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: String::new(),
+                format: WebhookFormat::Raw as i32,
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert!(created.webhook_secret.starts_with("whsec_"));
+    let listed = notify
+        .list_subscriptions(parley_domain::pb::ListSubscriptionsRequest {})
+        .await?
+        .into_inner();
+    assert_eq!(listed.subscriptions.len(), 1);
     Ok(())
 }

@@ -659,7 +659,9 @@ async fn under_parley_up_nats_the_intake_reads_protobuf_json_and_text_and_webhoo
     assert_eq!(body["documents"][0]["name"], "plain.txt", "{body}");
     assert_eq!(body["errors"], serde_json::json!([]), "{body}");
 
-    // The webhook gets the events of those articles.
+    // The webhook gets the events of those articles, signed as Standard
+    // Webhooks defines it: the README's snippet and the reference library
+    // both verify them, and neither accepts a tampered body.
     let requests = receiver.wait_for(STARTUP, |r| r.len() >= 3).await;
     assert!(
         requests.len() >= 3,
@@ -667,7 +669,79 @@ async fn under_parley_up_nats_the_intake_reads_protobuf_json_and_text_and_webhoo
         requests.len(),
         up.log()
     );
+    for request in &requests[..3] {
+        let secret = &created.webhook_secret;
+        assert_eq!(verify_in_python(secret, request, false).await?, "True True");
+        assert_eq!(
+            verify_in_python(secret, request, true).await?,
+            "False False"
+        );
+    }
     Ok(())
+}
+
+/// Runs the verification snippet of `services/notify/README.md` and the
+/// `standardwebhooks` library over a delivery (its body changed by one byte
+/// when `tamper`); returns what both said (`True True` when both accept it).
+async fn verify_in_python(
+    secret: &str,
+    request: &parley_e2e::HttpRequest,
+    tamper: bool,
+) -> anyhow::Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("root")?;
+    let readme = std::fs::read_to_string(root.join("services/notify/README.md"))?;
+    let snippet = readme
+        .split_once("<!-- verify:begin -->")
+        .and_then(|(_, rest)| rest.split_once("<!-- verify:end -->"))
+        .map(|(snippet, _)| snippet.replace("```python", "").replace("```", ""))
+        .context("no verification snippet in services/notify/README.md")?;
+    let mut body = request.body.clone();
+    if tamper {
+        body.push(b' ');
+    }
+    let headers: serde_json::Map<String, serde_json::Value> =
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    request.header(name).unwrap_or_default().into(),
+                )
+            })
+            .collect();
+    let input = serde_json::json!({
+        "secret": secret,
+        "headers": headers,
+        "body": String::from_utf8(body)?,
+    });
+    let program = format!(
+        "{snippet}\n\
+         import json, sys\n\
+         from standardwebhooks import Webhook\n\
+         given = json.load(sys.stdin)\n\
+         body = given['body'].encode()\n\
+         mine = verify(given['secret'], given['headers'], body)\n\
+         try:\n    Webhook(given['secret']).verify(body, given['headers'])\n    library = True\n\
+         except Exception:\n    library = False\n\
+         print(mine, library)\n"
+    );
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", &program])
+        .env("PYTHONPATH", root.join(".tools/python-example"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    stdin.write_all(input.to_string().as_bytes()).await?;
+    drop(stdin);
+    let output = child.wait_with_output().await?;
+    anyhow::ensure!(output.status.success(), "python: {}", text(&output.stderr));
+    Ok(text(&output.stdout).trim().to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,7 @@ pub mod journal;
 mod lag;
 pub mod secrets;
 mod service;
+pub mod signing;
 pub mod subscriptions;
 pub mod webhook;
 
