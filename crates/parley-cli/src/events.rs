@@ -21,9 +21,14 @@ use parley_domain::{convert, time};
 /// `parley events` and where to find the notify service.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// Where `parley up` or the notify service is.
-    #[command(flatten)]
-    server: crate::rpc::ServerArgs,
+    /// gRPC URL of `parley up` or of the notify service.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
     #[command(subcommand)]
     action: EventsAction,
 }
@@ -101,8 +106,7 @@ const PAGE_SIZE: usize = 500;
 
 /// Runs `parley events ...`.
 pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let mut client =
-        EventHistoryServiceClient::new(crate::rpc::connect(&args.server.server).await?);
+    let mut client = EventHistoryServiceClient::new(crate::commands::connect(&args.server).await?);
     match args.action {
         EventsAction::List { query, limit } => {
             let request = query.request(Order::Newest)?;
@@ -116,9 +120,9 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
             let response = client
                 .get_event(GetEventRequest { event_id })
                 .await
-                .map_err(crate::rpc::status)?
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
                 .into_inner();
-            crate::out!("{}", show_json(&response));
+            println!("{}", show_json(&response));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -204,7 +208,7 @@ async fn print_pages(
         let page = client
             .query_events(request.clone())
             .await
-            .map_err(crate::rpc::status)?
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner();
         for row in &page.events {
             match csv.as_mut() {
@@ -281,7 +285,7 @@ fn show_json(response: &pb::GetEventResponse) -> serde_json::Value {
     json
 }
 
-const CSV_HEADER: [&str; 20] = [
+const CSV_HEADER: [&str; 18] = [
     "event_id",
     "type",
     "status",
@@ -300,8 +304,6 @@ const CSV_HEADER: [&str; 20] = [
     "recorded_at",
     "updated_at",
     "sources",
-    "participants",
-    "modality",
 ];
 
 /// One CSV row; lists are joined with `;`.
@@ -343,18 +345,6 @@ fn csv_row(row: &HistoryEvent) -> Vec<String> {
             .map(|s| s.document_name.as_str())
             .collect::<Vec<_>>()
             .join(";"),
-        e.participants
-            .iter()
-            .map(|p| match p.affiliation.as_str() {
-                "" => p.name.clone(),
-                side => format!("{} ({side})", p.name),
-            })
-            .collect::<Vec<_>>()
-            .join(";"),
-        match e.modality() {
-            pb::Modality::Unspecified => String::new(),
-            modality => enum_name(modality.as_str_name(), "MODALITY_"),
-        },
     ]
 }
 
@@ -396,12 +386,6 @@ mod tests {
                         ..Default::default()
                     },
                 ],
-                participants: vec![pb::Participant {
-                    name: "Rustem Umerov".into(),
-                    affiliation: "UKR".into(),
-                    ..Default::default()
-                }],
-                modality: pb::Modality::Shuttle as i32,
                 ..Default::default()
             }),
             first_sequence: 3,
@@ -413,7 +397,5 @@ mod tests {
         assert_eq!(cells[1], "ceasefire_agreed");
         assert_eq!(cells[5], "RUS;UKR");
         assert_eq!(cells[14], "9");
-        assert_eq!(cells[18], "Rustem Umerov (UKR)");
-        assert_eq!(cells[19], "shuttle");
     }
 }

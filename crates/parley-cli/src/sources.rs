@@ -18,8 +18,6 @@ use parley_domain::pb::SubmitArticleResponse;
 use parley_ingest::Ingest;
 use tokio_util::sync::CancellationToken;
 
-use crate::output::{say, warn};
-
 /// Progress over a known number of documents: a bar on a terminal, plain lines otherwise.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -57,22 +55,19 @@ impl Progress {
                 bar.inc(1);
                 bar.set_message(format!("{name}: {outcome}"));
             }
-            None => {
-                crate::output::say(&format!("[{}/{}] {name}: {outcome}", self.done, self.total))
-            }
+            None => eprintln!("[{}/{}] {name}: {outcome}", self.done, self.total),
         }
     }
 
-    /// Prints a line above the bar, where it stays after the bar is cleared
-    /// (a failure must not vanish with the bar).
-    pub fn failed(&self, line: &str) {
+    /// Prints a line without breaking the bar.
+    pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => crate::output::warn(line),
+            None => eprintln!("{line}"),
         }
     }
 
-    /// Clears the bar; lines printed with [`Progress::failed`] stay.
+    /// Clears the bar.
     pub fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
@@ -107,7 +102,7 @@ fn is_candidate(path: &Path) -> bool {
 }
 
 /// Every candidate file under `dir`, sorted, descending into sub-folders.
-pub(crate) fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -200,24 +195,18 @@ pub async fn watch_folder(
         match submit_file(&ingest, &dir, &path, max_bytes).await {
             Ok(response) => {
                 for error in &response.errors {
-                    progress.failed(&format!("parley up: {}: {}", error.name, error.message));
+                    progress.println(&format!("{}: {}", error.name, error.message));
                 }
                 progress.finished(&path.display().to_string(), &outcome(&response));
             }
-            Err(e) => {
-                progress.failed(&format!("parley up: {e:#}"));
-                progress.finished(&path.display().to_string(), "failed");
-            }
+            Err(e) => progress.finished(&path.display().to_string(), &format!("{e:#}")),
         }
         if let Some(before) = before {
             seen.insert(path, before);
         }
     }
     progress.finish();
-    say(&format!(
-        "parley up: watching {} for new files",
-        dir.display()
-    ));
+    eprintln!("parley up: watching {} for new files", dir.display());
 
     // A file being written fires many events: wait until it has been quiet for a moment.
     const QUIET: Duration = Duration::from_millis(300);
@@ -254,11 +243,11 @@ pub async fn watch_folder(
                     match submit_file(&ingest, &dir, &path, max_bytes).await {
                         Ok(response) => {
                             for error in &response.errors {
-                                warn(&format!("parley up: {}: {}", error.name, error.message));
+                                eprintln!("parley up: {}: {}", error.name, error.message);
                             }
-                            say(&format!("parley up: {}: {}", path.display(), outcome(&response)));
+                            eprintln!("parley up: {}: {}", path.display(), outcome(&response));
                         }
-                        Err(e) => warn(&format!("parley up: {e:#}")),
+                        Err(e) => eprintln!("parley up: {e:#}"),
                     }
                     if let Some(current) = current {
                         seen.insert(path, current);
@@ -300,9 +289,7 @@ pub async fn poll_feed(
     {
         Ok(client) => client,
         Err(e) => {
-            warn(&format!(
-                "parley up: --feed {url}: cannot build an HTTP client: {e}"
-            ));
+            eprintln!("parley up: --feed {url}: cannot build an HTTP client: {e}");
             return;
         }
     };
@@ -314,15 +301,12 @@ pub async fn poll_feed(
                     .submit(&url, &body, media_type.as_deref(), Some(&url))
                     .await;
                 for error in &response.errors {
-                    warn(&format!(
-                        "parley up: --feed {url}: {}: {}",
-                        error.name, error.message
-                    ));
+                    eprintln!("parley up: --feed {url}: {}: {}", error.name, error.message);
                 }
-                say(&format!("parley up: --feed {url}: {}", outcome(&response)));
+                eprintln!("parley up: --feed {url}: {}", outcome(&response));
             }
             Ok(None) => tracing::debug!(feed = %url, "feed unchanged (304)"),
-            Err(e) => warn(&format!("parley up: --feed {url}: {e:#}")),
+            Err(e) => eprintln!("parley up: --feed {url}: {e:#}"),
         }
         tokio::select! {
             _ = token.cancelled() => return,

@@ -24,9 +24,14 @@ use parley_domain::time;
 /// `parley subscriptions` and its flags.
 #[derive(Debug, Args)]
 pub struct SubscriptionsArgs {
-    /// Where `parley up` or the notify service is.
-    #[command(flatten)]
-    server: crate::rpc::ServerArgs,
+    /// gRPC URL of `parley up` or of the notify service.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
     #[command(subcommand)]
     action: Action,
 }
@@ -134,10 +139,10 @@ fn parse_format(name: &str) -> anyhow::Result<WebhookFormat> {
 
 /// Runs `parley subscriptions ...`.
 pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
-    let server = args.server.server;
-    let channel = crate::rpc::connect(&server).await?;
+    let server = args.server;
+    let channel = crate::commands::connect(&server).await?;
     let mut client = NotifyServiceClient::new(channel);
-    let status = crate::rpc::status;
+    let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
     match args.action {
         Action::Create {
             filter,
@@ -179,7 +184,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
             if !response.webhook_secret.is_empty() {
                 row["webhook_secret"] = response.webhook_secret.into();
             }
-            crate::out!("{row}");
+            println!("{row}");
         }
         Action::List => {
             let response = client
@@ -188,7 +193,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .map_err(status)?
                 .into_inner();
             for s in &response.subscriptions {
-                crate::out!("{}", subscription_json(s));
+                println!("{}", subscription_json(s));
             }
         }
         Action::Pause { id } => {
@@ -199,7 +204,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            crate::out!(
+            println!(
                 "{}",
                 s.subscription
                     .as_ref()
@@ -215,7 +220,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            crate::out!(
+            println!(
                 "{}",
                 s.subscription
                     .as_ref()
@@ -230,7 +235,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 })
                 .await
                 .map_err(status)?;
-            crate::out!(
+            println!(
                 "{}",
                 serde_json::json!({ "subscription_id": id, "deleted": true })
             );
@@ -244,7 +249,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .map_err(status)?
                 .into_inner();
             for d in response.dead_letters {
-                crate::out!(
+                println!(
                     "{}",
                     serde_json::json!({
                         "subscription_id": d.subscription_id,
@@ -266,7 +271,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            crate::out!(
+            println!(
                 "{}",
                 serde_json::json!({ "subscription_id": id, "redriven": response.redriven })
             );

@@ -46,7 +46,9 @@ impl Extractor {
         Extractor {
             rules: Rules::new(kb),
             lex: Lexicon::new(kb),
-            kb: kb.clone(),
+            // The extractor reads people and roles from it; its places are in
+            // `lex`, so the 30,000 gazetteer towns are not copied.
+            kb: kb.without_gazetteer(),
         }
     }
 
@@ -61,10 +63,12 @@ impl Extractor {
         let reference = doc.reference_date;
         let hits = self.lex.find(text);
         let sentences = split_sentences(&self.rules, text, lower, doc.title.as_deref());
-        let dateline = find_dateline(&self.rules, text, &self.lex);
+        // Same-named cities ("Tripoli") are read in the states the document names.
+        let states = self.lex.document_states(&hits);
+        let dateline = find_dateline(&self.rules, text, &self.lex, &states);
 
         let (mut actors, cities, kb_people) =
-            self.classify_hits(text, lower, &hits, dateline.as_ref());
+            self.classify_hits(text, lower, &hits, dateline.as_ref(), &states);
         let persons = self.find_persons(text, lower, &hits, &kb_people, &sentences, &actors);
         for p in &persons {
             if let Some(code) = &p.affiliation {

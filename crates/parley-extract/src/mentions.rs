@@ -7,7 +7,7 @@ use crate::lexicon::Target;
 use crate::rules::Rules;
 use crate::text::*;
 use parley_kb::Via;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A state or organisation named in the text.
 #[derive(Debug, Clone)]
@@ -52,6 +52,7 @@ impl Extractor {
         lower: &str,
         hits: &[crate::lexicon::Hit],
         dateline: Option<&Dateline>,
+        states: &HashSet<&str>,
     ) -> Classified {
         let mut actors = Vec::new();
         let mut cities = Vec::new();
@@ -76,18 +77,14 @@ impl Extractor {
             let in_dateline = dateline.is_some_and(|d| h.start < d.end);
             let locative = is_locative(&self.rules, text, h.start, h.end);
             let mut city_added = false;
-            for e in entries {
-                if let Target::City { name, country } = &e.target
-                    && !city_added
-                {
-                    cities.push(CityMention {
-                        start: h.start,
-                        name: name.clone(),
-                        country: country.clone(),
-                        locative: locative && !in_dateline,
-                    });
-                    city_added = true;
-                }
+            if let Some((name, country)) = self.lex.city_for(h.pattern, states) {
+                cities.push(CityMention {
+                    start: h.start,
+                    name: name.to_owned(),
+                    country: country.to_owned(),
+                    locative: locative && !in_dateline,
+                });
+                city_added = true;
             }
             // One actor per hit: the first state or (non-media) organisation meaning.
             let actor = entries.iter().find_map(|e| match &e.target {

@@ -49,16 +49,25 @@ impl Extractor {
                 affiliation: country.or(aff),
             });
         }
-        // Spans taken by places, states and organisations.
+        // Spans taken by places, states and organisations. A town known only
+        // from the gazetteer blocks softly: it cannot start a name, but it
+        // does not cut one either ("Dmytro Basmat": Basmat is also a town).
         let mut mask = vec![false; text.len() + 1];
+        let mut soft = vec![false; text.len() + 1];
         for h in hits.iter().filter(|h| {
             !self.lex.entries[h.pattern]
                 .iter()
                 .any(|e| matches!(e.target, Target::Person(_)))
         }) {
-            mask[h.start..h.end].iter_mut().for_each(|m| *m = true);
+            let m = if self.lex.gazetteer_only(h.pattern) {
+                &mut soft
+            } else {
+                &mut mask
+            };
+            m[h.start..h.end].iter_mut().for_each(|m| *m = true);
         }
         let is_blocked_span = |s: usize, e: usize| mask[s..e.max(s)].iter().any(|&m| m);
+        let is_soft_span = |s: usize, e: usize| soft[s..e.max(s)].iter().any(|&m| m);
         // Whether each sentence is a Title Case headline: read when a run in
         // it could be a name, at most once per sentence.
         let mut title_case: Vec<Option<bool>> = vec![None; sentences.len()];
@@ -75,7 +84,7 @@ impl Extractor {
             while first < tokens.len() {
                 let (ts, te) = tokens[first];
                 let word = &lower[ts..ts + text[ts..te].trim_end_matches('.').len()];
-                let is_blocked = is_blocked_span(ts, te);
+                let is_blocked = is_blocked_span(ts, te) || is_soft_span(ts, te);
                 if self.rules.titles.contains(word)
                     || self.rules.function_words.contains(word)
                     || is_blocked

@@ -1,8 +1,9 @@
 //! Stage 1: the text as the rules see it: folded to ASCII with a map back to
 //! character offsets, split into sentences, with its dateline.
 
-use crate::lexicon::{Lexicon, Target, fold_char};
+use crate::lexicon::{Lexicon, fold_char};
 use crate::rules::Rules;
+use std::collections::HashSet;
 
 /// ASCII-folded document text with a map back to character offsets.
 pub(crate) struct Folded {
@@ -87,7 +88,12 @@ pub(crate) struct Dateline {
     pub(crate) country: String,
 }
 
-pub(crate) fn find_dateline(r: &Rules, text: &str, lex: &Lexicon) -> Option<Dateline> {
+pub(crate) fn find_dateline(
+    r: &Rules,
+    text: &str,
+    lex: &Lexicon,
+    states: &HashSet<&str>,
+) -> Option<Dateline> {
     // Look at the start of each of the first paragraphs.
     let mut offset = 0;
     for para in text.split("\n\n").take(4) {
@@ -97,14 +103,12 @@ pub(crate) fn find_dateline(r: &Rules, text: &str, lex: &Lexicon) -> Option<Date
             let city = city.split('/').next().unwrap_or(city).trim();
             let hits = lex.find(&title_case_word(city));
             for h in hits {
-                for e in &lex.entries[h.pattern] {
-                    if let Target::City { name, country } = &e.target {
-                        return Some(Dateline {
-                            end: offset + c.get(0).unwrap().end(),
-                            city: name.clone(),
-                            country: country.clone(),
-                        });
-                    }
+                if let Some((name, country)) = lex.city_for(h.pattern, states) {
+                    return Some(Dateline {
+                        end: offset + c.get(0).unwrap().end(),
+                        city: name.to_owned(),
+                        country: country.to_owned(),
+                    });
                 }
             }
         }

@@ -19,19 +19,21 @@
 //! ```
 
 mod error;
+mod gazetteer;
 mod load;
 mod model;
 mod normalize;
 mod roles;
 mod rules;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::Path;
 
 use chrono::NaiveDate;
 
 pub use error::KbError;
-pub use model::{City, OrgKind, Organisation, Person, Role, State};
+pub use gazetteer::{COLLISION_MIN_POPULATION, NAMESAKE_MIN_POPULATION};
+pub use model::{City, CityOrigin, OrgKind, Organisation, Person, Role, State};
 pub use normalize::{normalize, normalize_into};
 pub use roles::{ROLE_KEYS, canonical_role};
 pub use rules::{CueList, Origin, PATTERN_SIZE_LIMIT, Pattern, Rules, Table};
@@ -107,6 +109,16 @@ pub struct Hit {
     pub via: Via,
 }
 
+/// What the index holds for one surface form.
+#[derive(Debug, Clone, Default)]
+struct Forms {
+    /// Every meaning, in load order.
+    hits: Vec<Hit>,
+    /// Positions in `cities` of the cities carrying the form, ranked
+    /// (hand-listed first in file order, then gazetteer cities by population).
+    places: Vec<u32>,
+}
+
 /// Lookup tables derived from the public fields; rebuilt by
 /// [`KnowledgeBase::reindex`].
 #[derive(Debug, Clone, Default)]
@@ -114,8 +126,8 @@ struct Index {
     states: HashMap<String, usize>,
     organisations: HashMap<String, usize>,
     people: HashMap<String, usize>,
-    cities: HashMap<String, usize>,
-    surface: HashMap<String, Vec<Hit>>,
+    /// Index key of a surface form -> its meanings and the cities carrying it.
+    surface: HashMap<String, Forms>,
 }
 
 /// Everything Parley knows about the actors and places of peace talks.
@@ -129,7 +141,8 @@ pub struct KnowledgeBase {
     pub states: Vec<State>,
     /// Organisations that take part in talks and ceasefires.
     pub organisations: Vec<Organisation>,
-    /// Cities that host talks or appear in datelines.
+    /// Cities: the hand-listed ones (talks venues, datelines) first, then
+    /// the GeoNames gazetteer's, most populous first.
     pub cities: Vec<City>,
     /// People of talks and ceasefire news.
     pub people: Vec<Person>,
@@ -140,8 +153,8 @@ pub struct KnowledgeBase {
 }
 
 impl KnowledgeBase {
-    /// Loads the knowledge base compiled into the binary: all ISO states plus
-    /// the shipped `kb/*.toml` files.
+    /// Loads the knowledge base compiled into the binary: all ISO states, the
+    /// shipped `kb/*.toml` files and the GeoNames gazetteer.
     pub fn bundled() -> Result<Self, KbError> {
         let mut builder = Builder::with_iso_states();
         builder.defining_rules = true;
@@ -149,13 +162,16 @@ impl KnowledgeBase {
             builder.add_file(file, text)?;
         }
         builder.defining_rules = false;
+        builder.add_gazetteer(gazetteer::FILE, gazetteer::TSV, gazetteer::STOP)?;
         builder.finish()
     }
 
     /// Loads the bundled knowledge base, then every `*.toml` file of
     /// `extra_dir` in file-name order (not recursive). Later files extend
     /// entries with the same key (aliases append, names and dates win) and
-    /// add new ones; references are checked across all files.
+    /// add new ones; references are checked across all files. The gazetteer
+    /// is merged last, so user cities, organisations and people count as
+    /// hand entries against it.
     pub fn load(extra_dir: Option<&Path>) -> Result<Self, KbError> {
         let mut builder = Builder::with_iso_states();
         builder.defining_rules = true;
@@ -184,6 +200,7 @@ impl KnowledgeBase {
                 builder.add_file(&path.display().to_string(), &text)?;
             }
         }
+        builder.add_gazetteer(gazetteer::FILE, gazetteer::TSV, gazetteer::STOP)?;
         builder.finish()
     }
 
@@ -233,6 +250,27 @@ impl KnowledgeBase {
         self.reindex();
     }
 
+    /// A copy without the gazetteer's cities (hand-listed cities kept): cheap
+    /// to make and to keep, for a component that reads states, organisations,
+    /// people and rules but has its own dictionary of places.
+    pub fn without_gazetteer(&self) -> KnowledgeBase {
+        let mut kb = KnowledgeBase {
+            states: self.states.clone(),
+            organisations: self.organisations.clone(),
+            cities: self
+                .cities
+                .iter()
+                .filter(|c| c.origin == CityOrigin::Hand)
+                .cloned()
+                .collect(),
+            people: self.people.clone(),
+            rules: self.rules.clone(),
+            index: Index::default(),
+        };
+        kb.reindex();
+        kb
+    }
+
     /// Rebuilds the lookup tables after the public fields were changed.
     pub fn reindex(&mut self) {
         let mut index = Index {
@@ -244,12 +282,16 @@ impl KnowledgeBase {
         for (i, s) in self.states.iter().enumerate() {
             index.states.entry(s.alpha2.clone()).or_insert(i);
         }
+        let city_forms: usize = self.cities.iter().map(|c| 1 + c.aliases.len()).sum();
+        index
+            .surface
+            .reserve(city_forms + 4 * (self.states.len() + self.people.len()));
         let mut add = |form: &str, target: &Target, via: Via| {
             let key = index_key(form);
             if key.is_empty() {
                 return;
             }
-            let hits = index.surface.entry(key).or_default();
+            let hits = &mut index.surface.entry(key).or_default().hits;
             if !hits.iter().any(|h| h.target == *target) {
                 hits.push(Hit {
                     target: target.clone(),
@@ -271,22 +313,36 @@ impl KnowledgeBase {
             o.aliases.iter().for_each(|a| add(a, &t, Via::Alias));
             o.demonyms.iter().for_each(|a| add(a, &t, Via::Demonym));
         }
-        for c in &self.cities {
-            let t = Target::City {
-                name: c.name.clone(),
-                country: c.country.clone(),
-            };
-            add(&c.name, &t, Via::Name);
-            c.aliases.iter().for_each(|a| add(a, &t, Via::Alias));
-        }
         for p in &self.people {
             let t = Target::Person(p.id.clone());
             add(&p.name, &t, Via::Name);
             p.aliases.iter().for_each(|a| add(a, &t, Via::Alias));
         }
+        // Cities last: a city's surface hit follows the states, organisations
+        // and people of the same form.
         for (i, c) in self.cities.iter().enumerate() {
-            for form in std::iter::once(&c.name).chain(&c.aliases) {
-                index.cities.entry(index_key(form)).or_insert(i);
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let t = Target::City {
+                name: c.name.clone(),
+                country: c.country.clone(),
+            };
+            for (n, form) in std::iter::once(&c.name).chain(&c.aliases).enumerate() {
+                let key = index_key(form);
+                if key.is_empty() {
+                    continue;
+                }
+                let forms = index.surface.entry(key).or_default();
+                if forms.places.contains(&i) {
+                    continue;
+                }
+                forms.places.push(i);
+                if !forms.hits.iter().any(|h| h.target == t) {
+                    let via = if n == 0 { Via::Name } else { Via::Alias };
+                    forms.hits.push(Hit {
+                        target: t.clone(),
+                        via,
+                    });
+                }
             }
         }
         self.index = index;
@@ -316,12 +372,57 @@ impl KnowledgeBase {
     }
 
     /// The city with this name or alias, ignoring case, accents, punctuation
-    /// and a leading "the". Same-named cities: the first loaded wins.
+    /// and a leading "the": the first of [`places`](Self::places), i.e. a
+    /// hand-listed city before any gazetteer city, else the most populous.
     pub fn city(&self, name_or_alias: &str) -> Option<&City> {
+        self.places(name_or_alias).into_iter().next()
+    }
+
+    /// Every city this name or alias may mean, ranked: hand-listed cities
+    /// first (file order), then gazetteer cities by population, largest
+    /// first. "Tripoli" gives Tripoli, Libya and Tripoli, Lebanon; each
+    /// [`City`] carries its state, coordinates and population, so a caller
+    /// can choose by the document (see [`place`](Self::place)).
+    pub fn places(&self, name_or_alias: &str) -> Vec<&City> {
         let key = index_key(name_or_alias);
-        let c = self.cities.get(*self.index.cities.get(&key)?)?;
-        let matches = index_key(&c.name) == key || c.aliases.iter().any(|a| index_key(a) == key);
-        matches.then_some(c)
+        let Some(forms) = self.index.surface.get(&key) else {
+            return Vec::new();
+        };
+        forms
+            .places
+            .iter()
+            .filter_map(|&i| self.cities.get(i as usize))
+            .filter(|c| {
+                // Guard against fields changed without `reindex`.
+                index_key(&c.name) == key || c.aliases.iter().any(|a| index_key(a) == key)
+            })
+            .collect()
+    }
+
+    /// The city a name means in a document that names the states
+    /// `document_countries` (alpha-3 codes): the first of
+    /// [`places`](Self::places) in one of those states, else the first
+    /// (a hand-listed city, else the most populous). "Tripoli" in a report
+    /// that names Lebanon is Tripoli, Lebanon; with no state named, Libya's.
+    pub fn place<S: AsRef<str>>(
+        &self,
+        name_or_alias: &str,
+        document_countries: &[S],
+    ) -> Option<&City> {
+        let candidates = self.places(name_or_alias);
+        candidates
+            .iter()
+            .find(|c| document_countries.iter().any(|d| d.as_ref() == c.country))
+            .or(candidates.first())
+            .copied()
+    }
+
+    /// The city with this name (or alias) in the state `country` (alpha-3):
+    /// how the extractor finds the coordinates of a venue it has chosen.
+    pub fn city_in(&self, name_or_alias: &str, country: &str) -> Option<&City> {
+        self.places(name_or_alias)
+            .into_iter()
+            .find(|c| c.country == country)
     }
 
     /// The person with this id ("per-rustem-umerov").
@@ -339,7 +440,7 @@ impl KnowledgeBase {
         self.index
             .surface
             .get(&index_key(surface))
-            .map_or(&[], |v| v.as_slice())
+            .map_or(&[], |f| f.hits.as_slice())
     }
 
     /// The meaning of a shared surface form ("Congo", "Congolese") in a
@@ -450,7 +551,7 @@ impl KnowledgeBase {
         self.index
             .surface
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .map(|(k, f)| (k.as_str(), f.hits.as_slice()))
     }
 
     /// People holding `role` of `of` on day `on`. `role` is a role key or any

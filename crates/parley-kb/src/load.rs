@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{City, OrgKind, Organisation, Person, Role, State};
+use crate::model::{City, CityOrigin, OrgKind, Organisation, Person, Role, State};
 use crate::normalize::{index_key, slug};
 use crate::roles::role_key;
 use crate::rules::{RawCues, RawPattern, RawTable, RuleSections, add_sections};
@@ -77,6 +77,9 @@ struct RawCity {
     country: Spanned<String>,
     #[serde(default)]
     aliases: Vec<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    population: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -338,7 +341,9 @@ pub(crate) fn merge_person(old: &mut Person, new: Person) {
 }
 
 /// Merges cities into a list: a city with the same name (or alias) in the
-/// same state as a listed one extends it, any other is appended.
+/// same state as a listed one extends it (aliases append; coordinates and
+/// population given by the later entry win; a hand entry makes it a hand
+/// city), any other is appended. Hand cities stay before gazetteer cities.
 pub(crate) fn merge_cities(cities: &mut Vec<City>, new: impl IntoIterator<Item = City>) {
     // (normalised name or alias, state) -> position, built once per call.
     let mut keys: HashMap<(String, String), usize> = HashMap::new();
@@ -355,7 +360,18 @@ pub(crate) fn merge_cities(cities: &mut Vec<City>, new: impl IntoIterator<Item =
         let key = (index_key(&city.name), city.country.clone());
         match keys.get(&key) {
             Some(&i) => {
-                append_unique(&mut cities[i].aliases, city.aliases);
+                let old = &mut cities[i];
+                append_unique(&mut old.aliases, city.aliases);
+                if city.lat.is_some() && city.lon.is_some() {
+                    old.lat = city.lat;
+                    old.lon = city.lon;
+                }
+                if city.population.is_some() {
+                    old.population = city.population;
+                }
+                if city.origin == CityOrigin::Hand {
+                    old.origin = CityOrigin::Hand;
+                }
                 let merged = cities[i].clone();
                 add_keys(&mut keys, &merged, i);
             }
@@ -365,6 +381,8 @@ pub(crate) fn merge_cities(cities: &mut Vec<City>, new: impl IntoIterator<Item =
             }
         }
     }
+    // Stable: file order within each origin.
+    cities.sort_by_key(|c| c.origin == CityOrigin::Gazetteer);
 }
 
 fn is_code(code: &str) -> bool {
@@ -611,6 +629,17 @@ impl Builder {
             if !seen.insert((index_key(&c.name), country.clone())) {
                 return Err(cx.invalid(line, format!("city {} listed twice in this file", c.name)));
             }
+            match (c.lat, c.lon) {
+                (Some(lat), Some(lon)) => crate::gazetteer::check_coordinates(lat, lon)
+                    .map_err(|reason| cx.invalid(line, format!("city {}: {reason}", c.name)))?,
+                (None, None) => {}
+                _ => {
+                    return Err(cx.invalid(
+                        line,
+                        format!("city {}: give both `lat` and `lon`, or neither", c.name),
+                    ));
+                }
+            }
             self.refs.push(PendingRef {
                 file: cx.file.to_string(),
                 line: cx.line(c.country.span()),
@@ -622,6 +651,11 @@ impl Builder {
                 name: c.name,
                 country,
                 aliases: c.aliases,
+                lat: c.lat,
+                lon: c.lon,
+                population: c.population,
+                geonames_id: None,
+                origin: CityOrigin::Hand,
             });
         }
         merge_cities(&mut self.kb.cities, new_cities);
@@ -733,6 +767,36 @@ impl Builder {
         Ok(())
     }
 
+    /// Merges a gazetteer (see [`crate::gazetteer`]) into the cities read so
+    /// far, which must be every hand-listed city: call it after the last
+    /// TOML file. A row naming an unknown state is refused with its line.
+    pub(crate) fn add_gazetteer(
+        &mut self,
+        file: &str,
+        text: &str,
+        stop: &str,
+    ) -> Result<(), KbError> {
+        let rows = crate::gazetteer::parse(file, text)?;
+        let states: HashSet<&str> = self.kb.states.iter().map(|s| s.code.as_str()).collect();
+        if let Some(row) = rows.iter().find(|r| !states.contains(r.country)) {
+            let line = text
+                .lines()
+                .position(|l| l.starts_with(&format!("{}\t", row.id)))
+                .map(|i| i + 1);
+            return Err(KbError::Invalid {
+                file: file.to_string(),
+                line,
+                reason: format!(
+                    "unknown city country {:?}: expected a state alpha-3 code",
+                    row.country
+                ),
+            });
+        }
+        let stop = crate::gazetteer::parse_stop(stop);
+        crate::gazetteer::merge(&mut self.kb, &rows, &stop);
+        Ok(())
+    }
+
     /// Checks every pending reference and returns the knowledge base.
     pub(crate) fn finish(mut self) -> Result<KnowledgeBase, KbError> {
         let states: HashSet<&str> = self.kb.states.iter().map(|s| s.code.as_str()).collect();
@@ -803,8 +867,10 @@ fn parse_date(
 }
 
 /// Map from code to position, used by the index.
-pub(crate) fn positions<'a>(codes: impl Iterator<Item = &'a str>) -> HashMap<String, usize> {
-    let mut map = HashMap::new();
+pub(crate) fn positions<'a>(
+    codes: impl Iterator<Item = &'a str>,
+) -> foldhash::HashMap<String, usize> {
+    let mut map = foldhash::HashMap::default();
     for (i, c) in codes.enumerate() {
         map.entry(c.to_string()).or_insert(i);
     }

@@ -69,15 +69,47 @@ pub struct Organisation {
     pub country: Option<String>,
 }
 
-/// A city that hosts talks or appears in datelines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a city entry comes from, which decides who wins on a shared name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CityOrigin {
+    /// A TOML file: `kb/cities.toml` or a user file. Hand entries win over
+    /// the gazetteer: their name and spellings are kept, and a same-named
+    /// gazetteer city elsewhere ranks after them.
+    #[default]
+    Hand,
+    /// The bundled GeoNames gazetteer (`kb/gazetteer.tsv`).
+    Gazetteer,
+}
+
+/// A city: hand-listed (talks venues, datelines) or from the GeoNames
+/// gazetteer (every city over 15,000 inhabitants).
+#[derive(Debug, Clone, PartialEq)]
 pub struct City {
-    /// Usual English name ("Sharm el-Sheikh").
+    /// Usual English name ("Sharm el-Sheikh"); GeoNames' ASCII name for a
+    /// gazetteer city ("Tartus").
     pub name: String,
     /// Alpha-3 code of its state.
     pub country: String,
     /// Other spellings ("Sharm El Sheikh", "Kiev").
     pub aliases: Vec<String>,
+    /// Latitude in decimal degrees (WGS 84), when known: from the hand entry,
+    /// else from the GeoNames city it was matched to.
+    pub lat: Option<f64>,
+    /// Longitude in decimal degrees (WGS 84), when known.
+    pub lon: Option<f64>,
+    /// Inhabitants per GeoNames (or the hand entry), when known.
+    pub population: Option<u64>,
+    /// GeoNames id of the city, when it is or was matched to a GeoNames city.
+    pub geonames_id: Option<u32>,
+    /// Hand-listed or from the gazetteer.
+    pub origin: CityOrigin,
+}
+
+impl City {
+    /// Latitude and longitude together, when both are known.
+    pub fn coordinates(&self) -> Option<(f64, f64)> {
+        self.lat.zip(self.lon)
+    }
 }
 
 /// A person of talks and ceasefire news.

@@ -20,7 +20,6 @@ pub mod envelope;
 pub mod grpc;
 pub mod limits;
 pub mod log;
-pub mod observe;
 pub mod security;
 pub mod shutdown;
 

@@ -34,8 +34,7 @@ use tonic::{Request, Response, Status};
 
 use crate::Journal;
 use crate::delivery::whole_records;
-use crate::secrets::{SECRET_KEY_ENV, SecretKey};
-use crate::signing;
+use crate::secrets::{SECRET_KEY_ENV, SecretKey, generate_secret};
 use crate::subscriptions::{NewSubscription, SubscriptionError, Subscriptions};
 use crate::webhook;
 use parley_domain::filter::Filter;
@@ -142,7 +141,8 @@ impl NotifyService for NotifyGrpc {
                         _ = token.cancelled() => break 'outer,
                         sent = tx.send(Ok((*entry).clone())) => if sent.is_err() { break 'outer },
                     }
-                    crate::delivery::observe_latency("grpc", &entry);
+                    metrics::counter!("parley_notify_delivered_total", "channel" => "grpc")
+                        .increment(1);
                 }
             }
             metrics::gauge!("parley_notify_subscribers").decrement(1.0);
@@ -187,10 +187,8 @@ impl NotifyService for NotifyGrpc {
                     ))
                 })?;
                 secret = if hook.secret.is_empty() {
-                    signing::generate_secret()
+                    generate_secret()
                 } else {
-                    signing::check_secret(&hook.secret)
-                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
                     hook.secret
                 };
                 new.webhook_url = url.to_string();
