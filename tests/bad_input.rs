@@ -6,7 +6,8 @@
 //!   50 MB, a feed of 5,000 items, malformed HTML and XML, XML entities;
 //! - requests: malformed or oversized ones, missing credentials, a client over
 //!   its rate, an invalid filter, unknown ids, a webhook URL that is not
-//!   http(s) or points inside the network, bad mentions;
+//!   http(s) or points inside the network, a webhook secret that is not
+//!   Standard Webhooks base64, bad mentions;
 //! - the log: a payload that does not decode, a newer schema, an event type
 //!   unknown to this build (a logged skip naming the sequence);
 //! - webhook receivers that answer garbage or hang (failed attempts, then a
@@ -14,8 +15,11 @@
 //! - start-up: a malformed knowledge-base file, a data directory that is a
 //!   file, locked, unwritable or from a newer schema, a malformed setting,
 //!   NATS unreachable (NOT_SERVING, not a crash loop);
-//! - the NATS intake subject: a message that is not protobuf, a client over
-//!   its rate.
+//! - the NATS intake subject: a message that is not protobuf, malformed JSON,
+//!   a media type it does not read, an empty document, a client over its rate;
+//! - clients in the wrong place: a closed port, an invalid URL, a standalone
+//!   service asked for an API it does not serve (the message names the one
+//!   to call).
 //!
 //! After each, the good input sent alongside is still processed.
 
@@ -1067,7 +1071,9 @@ async fn the_nats_intake_refuses_what_is_not_protobuf_and_clients_over_the_rate(
         reply.errors,
         [DocumentError {
             name: String::new(),
-            message: "message on parley.ingest.submit is not a protobuf parley.v1.SubmitArticleRequest: failed to decode Protobuf message: invalid wire type value: 7".into(),
+            message: format!(
+                "message on parley.ingest.submit is not a protobuf parley.v1.SubmitArticleRequest: failed to decode Protobuf message: invalid wire type value: 7; {EXPECTED}"
+            ),
         }]
     );
     // That used one of this connection's two; the next is accepted, the one
@@ -1087,6 +1093,130 @@ async fn the_nats_intake_refuses_what_is_not_protobuf_and_clients_over_the_rate(
     let other = async_nats::connect(nats.url()).await?;
     let reply = request(other, article).await?;
     assert_eq!(reply.documents.len(), 1, "{reply:?}");
+
+    // JSON and documents sent as themselves: malformed ones are answered in
+    // JSON naming what was expected, with the micro-service error headers.
+    let json_errors = |content_type: Option<&'static str>, payload: &'static [u8]| {
+        let client = client.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(600)).await; // under the rate
+            let mut headers = async_nats::HeaderMap::new();
+            if let Some(content_type) = content_type {
+                headers.insert("Content-Type", content_type);
+            }
+            let reply = client
+                .request_with_headers("parley.ingest.submit", headers, payload.into())
+                .await?;
+            let code = reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Service-Error-Code"))
+                .map(|v| v.as_str().to_owned());
+            let body: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+            anyhow::Ok((
+                code,
+                body["errors"][0]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ))
+        }
+    };
+    for (content_type, payload, message) in [
+        (
+            None,
+            &b"{\"name\": \"a.txt\", \"body\": \"x\"}"[..],
+            format!("message on parley.ingest.submit is not valid JSON for a submission: unknown field `body`, expected one of `name`, `text`, `content`, `mediaType`, `media_type`, `sourceUrl`, `source_url` at line 1 column 24; {EXPECTED}"),
+        ),
+        (
+            Some("application/json"),
+            &b"{\"name\": \"a.txt\", \"content\": \"not base64!\"}"[..],
+            "message on parley.ingest.submit: \"content\" is not base64 (Invalid symbol 32, offset 3.); send the text as \"text\" instead".to_owned(),
+        ),
+        (
+            Some("image/png"),
+            &b"\x89PNG"[..],
+            format!("message on parley.ingest.submit has Content-Type image/png, which the intake does not read; {EXPECTED}"),
+        ),
+        (
+            Some("text/plain"),
+            &b""[..],
+            "content is empty".to_owned(),
+        ),
+    ] {
+        let (code, got) = json_errors(content_type, payload).await?;
+        assert_eq!(got, message, "{content_type:?}");
+        assert_eq!(code.as_deref(), Some("400"), "{content_type:?}");
+    }
+    Ok(())
+}
+
+/// What the NATS intake says it reads, at the end of every refusal of an unreadable message.
+const EXPECTED: &str = "expected a protobuf parley.v1.SubmitArticleRequest, JSON {\"name\": ..., \"text\": ...}, \
+     or the document itself with Content-Type text/plain, text/html or application/rss+xml and a Parley-Name header";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_reach_the_wrong_place_are_told_where_to_go() -> anyhow::Result<()> {
+    let closed = parley_testkit::free_port()?;
+    let output = parley_e2e::parley_cli(
+        &["events", "list", "--server", &format!("127.0.0.1:{closed}")],
+        &[],
+        STARTUP,
+    )
+    .await?;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr)?,
+        format!(
+            "parley: cannot connect to http://127.0.0.1:{closed}: tcp connect error: Connection refused (os error 111)\n"
+        )
+    );
+    let output = parley_e2e::parley_cli(
+        &[
+            "entities",
+            "search",
+            "Umerov",
+            "--server",
+            "http://exa mple:1",
+        ],
+        &[],
+        STARTUP,
+    )
+    .await?;
+    assert_eq!(
+        String::from_utf8(output.stderr)?,
+        "parley: \"http://exa mple:1\" is not a valid URL: invalid URI\n"
+    );
+
+    // A standalone service asked for an API it does not serve.
+    let nats = parley_testkit::NatsServer::start()?;
+    let logs = tempfile::tempdir()?;
+    let mut ingest = ServiceProcess::spawn("parley-ingest", &nats.url(), logs.path())?;
+    let channel = ingest.wait_serving(STARTUP).await?;
+    let url = ingest.url();
+    let output =
+        parley_e2e::parley_cli(&["events", "list", "--server", &url], &[], STARTUP).await?;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr)?,
+        "parley: parley.v1.EventHistoryService is not served here (this server serves parley.v1.IngestService); call the notify service (parley-notify, default 127.0.0.1:50053), or `parley up`, which serves every API\n"
+    );
+    assert_status(
+        "Subscribe on the ingest service",
+        NotifyServiceClient::new(channel.clone())
+            .subscribe(SubscribeRequest::default())
+            .await,
+        Code::Unimplemented,
+        "parley.v1.NotifyService is not served here (this server serves parley.v1.IngestService); call the notify service (parley-notify, default 127.0.0.1:50053), or `parley up`, which serves every API",
+    );
+    assert_status(
+        "Resolve on the ingest service",
+        ResolverServiceClient::new(channel)
+            .resolve(ResolveRequest::default())
+            .await,
+        Code::Unimplemented,
+        "parley.v1.ResolverService is not served here (this server serves parley.v1.IngestService); call the resolver service (parley-resolver, default 127.0.0.1:50052), or `parley up`, which serves every API",
+    );
     Ok(())
 }
 
@@ -1126,5 +1256,61 @@ async fn a_service_that_cannot_reach_nats_says_not_serving_and_retries_instead_o
         ingest.terminate(Duration::from_secs(10))?,
         "SIGTERM exits cleanly"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_secret_that_standard_webhooks_cannot_read_is_refused() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (up, channel) = up(dir.path(), &[], &[("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true")]).await?;
+    let url = up.url();
+    for (secret, message) in [
+        (
+            "topsecret",
+            "parley: webhook secret is not `whsec_` followed by base64 (Standard Webhooks); leave it out to have one generated\n",
+        ),
+        (
+            "whsec_c2hvcnQ=",
+            "parley: webhook secret holds 5 bytes; Standard Webhooks secrets hold 24 to 64 (leave it out to have one generated)\n",
+        ),
+    ] {
+        let output = parley_e2e::parley_cli(
+            &[
+                "subscriptions",
+                "create",
+                "--server",
+                &url,
+                "--webhook",
+                "http://127.0.0.1:9/hook",
+                "--secret",
+                secret,
+            ],
+            &[],
+            STARTUP,
+        )
+        .await?;
+        assert_eq!(output.status.code(), Some(1), "{secret}");
+        assert_eq!(String::from_utf8(output.stderr)?, message, "{secret}");
+    }
+    // Nothing was created; a generated secret is accepted.
+    let mut notify = NotifyServiceClient::new(channel);
+    let created = notify
+        .create_subscription(CreateSubscriptionRequest {
+            channel: Channel::Webhook as i32,
+            webhook: Some(Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: String::new(),
+                format: WebhookFormat::Raw as i32,
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert!(created.webhook_secret.starts_with("whsec_"));
+    let listed = notify
+        .list_subscriptions(parley_domain::pb::ListSubscriptionsRequest {})
+        .await?
+        .into_inner();
+    assert_eq!(listed.subscriptions.len(), 1);
     Ok(())
 }

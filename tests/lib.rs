@@ -449,3 +449,200 @@ pub async fn receive_until(
     }
     true
 }
+
+/// Runs the `parley` CLI with `args` and extra environment, at most `timeout`;
+/// returns its output (stdout, stderr, status).
+pub async fn parley_cli(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<std::process::Output> {
+    let child = tokio::process::Command::new(binary("parley")?)
+        .args(args)
+        .env_remove("PARLEY_SERVER")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawning parley")?;
+    tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .with_context(|| format!("parley {args:?} did not finish within {timeout:?}"))?
+        .context("waiting for parley")
+}
+
+/// The `/metrics` page of a process serving Prometheus metrics on `addr`
+/// (waits up to 30 s for the listener).
+pub async fn scrape_metrics(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(mut stream) => {
+                stream
+                    .write_all(
+                        format!(
+                            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await?;
+                let mut page = String::new();
+                stream.read_to_string(&mut page).await?;
+                let body = page
+                    .split_once("\r\n\r\n")
+                    .map(|(_, body)| body.to_owned())
+                    .unwrap_or_default();
+                return Ok(body);
+            }
+            Err(e) if Instant::now() > deadline => bail!("no metrics on {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The pinned promtool that `scripts/install-tools` puts in `.tools/`.
+pub fn promtool() -> anyhow::Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
+    let path = root.join(".tools/promtool/promtool");
+    if !path.exists() {
+        bail!(
+            "{} is missing: run scripts/install-tools (scripts/test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Runs `promtool check metrics` over a `/metrics` page; fails with its complaints.
+pub fn promtool_check(page: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new(promtool()?)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("promtool stdin")?
+        .write_all(page.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "promtool check metrics failed:\n{}{}\n--- page ---\n{page}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// One HTTP request a [`HttpReceiver`] got.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// Request line and headers, as sent.
+    pub head: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+}
+
+/// A loopback HTTP/1.1 receiver that records every request and answers 200.
+#[derive(Clone, Default)]
+pub struct HttpReceiver {
+    requests: std::sync::Arc<std::sync::Mutex<Vec<HttpRequest>>>,
+}
+
+impl HttpReceiver {
+    /// Starts accepting; returns the URL to post to.
+    pub async fn start(&self) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        let requests = self.requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let requests = requests.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 8192];
+                        let (head_end, body_end) = loop {
+                            let Ok(n) = socket.read(&mut chunk).await else {
+                                return;
+                            };
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head =
+                                    String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                                let length: usize = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .and_then(|v| v.trim().parse().ok())
+                                    .unwrap_or(0);
+                                break (end, end + 4 + length);
+                            }
+                        };
+                        while buf.len() < body_end {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        requests.lock().unwrap().push(HttpRequest {
+                            head: String::from_utf8_lossy(&buf[..head_end]).into_owned(),
+                            body: buf[head_end + 4..body_end].to_vec(),
+                        });
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(url)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds for the requests so far (at most `timeout`).
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[HttpRequest]) -> bool,
+    ) -> Vec<HttpRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let requests = self.requests();
+            if done(&requests) || Instant::now() > deadline {
+                return requests;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -10,9 +10,12 @@ use clap::{Parser, Subcommand};
 use parley_domain::pb::ingest_service_client::IngestServiceClient;
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
 use parley_domain::pb::{
-    SubmitArticleRequest, SubscribeRequest, SubscribeResponse, UpdateKind, subscribe_request::Start,
+    SubscribeRequest, SubscribeResponse, UpdateKind, subscribe_request::Start,
 };
 use parley_domain::{convert, time};
+
+use crate::out;
+use crate::rpc::ServerArgs;
 
 /// Parley: structured events from news about peace talks and ceasefires.
 #[derive(Debug, Parser)]
@@ -24,10 +27,6 @@ pub struct Cli {
     #[command(flatten)]
     security: parley_runtime::client::ClientSecurityArgs,
 }
-
-/// Client security settings of this invocation, for every connection it opens.
-static CLIENT_SECURITY: std::sync::OnceLock<parley_runtime::client::ClientSecurityArgs> =
-    std::sync::OnceLock::new();
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -49,20 +48,13 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Submit files to a running ingest service and print their document ids.
-    Ingest {
-        /// gRPC URL of `parley up` or of the ingest service.
-        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
-        /// Text, HTML or RSS/Atom files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    /// Submit files (or folders of files) to a running Parley and print their document ids.
+    Ingest(crate::ingest::IngestArgs),
     /// Print events as JSON Lines as subscribers receive them.
     Subscribe {
-        /// gRPC URL of `parley up` or of the notify service.
-        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        /// Where `parley up` or the notify service is.
+        #[command(flatten)]
+        server: ServerArgs,
         /// Filter expression, e.g. `type = ceasefire_* and party = RUS`.
         #[arg(long, default_value = "")]
         filter: String,
@@ -75,9 +67,9 @@ enum Command {
     },
     /// Re-extract stored articles with the current extractor and append only what changed.
     Reprocess {
-        /// gRPC URL of `parley up` or of the ingest service.
-        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        /// Where `parley up` or the ingest service is.
+        #[command(flatten)]
+        server: ServerArgs,
         /// Only articles ingested at or after this RFC 3339 time (or YYYY-MM-DD).
         #[arg(long)]
         since: Option<String>,
@@ -87,9 +79,9 @@ enum Command {
     },
     /// Look up and correct canonical entities (people, states, organisations).
     Entities {
-        /// gRPC URL of `parley up` or of the resolver service.
-        #[arg(long, env = "PARLEY_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        /// Where `parley up` or the resolver service is.
+        #[command(flatten)]
+        server: ServerArgs,
         #[command(subcommand)]
         action: EntityAction,
     },
@@ -139,7 +131,7 @@ enum EntityAction {
 impl Cli {
     /// Runs the chosen subcommand.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
-        let _ = CLIENT_SECURITY.set(self.security);
+        crate::rpc::set_security(self.security);
         match self.command {
             Command::Events(args) => crate::events::run(args).await,
             Command::Up(args) => crate::up::run(*args).await.map(|()| ExitCode::SUCCESS),
@@ -149,19 +141,19 @@ impl Cli {
                 kb_dir,
                 files,
             } => extract(files, kb_dir),
-            Command::Ingest { server, files } => ingest(&server, files).await,
+            Command::Ingest(args) => crate::ingest::run(args).await,
             Command::Subscribe {
                 server,
                 filter,
                 from,
                 exit_when_idle,
-            } => subscribe(&server, filter, &from, exit_when_idle).await,
-            Command::Entities { server, action } => entities(&server, action).await,
+            } => subscribe(&server.server, filter, &from, exit_when_idle).await,
+            Command::Entities { server, action } => entities(&server.server, action).await,
             Command::Reprocess {
                 server,
                 since,
                 dry_run,
-            } => reprocess(&server, since.as_deref(), dry_run).await,
+            } => reprocess(&server.server, since.as_deref(), dry_run).await,
         }
     }
 }
@@ -184,71 +176,6 @@ fn extract(files: Vec<PathBuf>, kb_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     })
 }
 
-/// Connects to a Parley server with this invocation's TLS and token settings.
-pub(crate) async fn connect(server: &str) -> anyhow::Result<parley_runtime::client::AuthChannel> {
-    let security = CLIENT_SECURITY.get_or_init(Default::default);
-    tonic::transport::Endpoint::from_shared(server.to_owned()).with_context(|| {
-        format!("{server:?} is not a valid server URL (e.g. http://127.0.0.1:50051)")
-    })?;
-    parley_runtime::client::connect(server, security)
-        .await
-        .with_context(|| format!("cannot connect to {server}"))
-}
-
-async fn ingest(server: &str, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
-    let mut client = IngestServiceClient::new(connect(server).await?)
-        .max_encoding_message_size(64 * 1024 * 1024);
-    let mut failed = false;
-    let mut progress = crate::sources::Progress::new(files.len(), "ingesting");
-    for path in files {
-        let content = match std::fs::read(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                progress.finished(&path.display().to_string(), &format!("cannot read: {e}"));
-                failed = true;
-                continue;
-            }
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        let request = SubmitArticleRequest {
-            name,
-            content,
-            media_type: String::new(),
-            source_url: path.display().to_string(),
-        };
-        match client.submit_article(request).await {
-            Ok(response) => {
-                let response = response.into_inner();
-                for receipt in &response.documents {
-                    let note = if receipt.duplicate { "\tduplicate" } else { "" };
-                    println!("{}\t{}{note}", receipt.document_id, receipt.name);
-                }
-                for error in &response.errors {
-                    progress.println(&format!("parley ingest: {}: {}", error.name, error.message));
-                    failed = true;
-                }
-                progress.finished(
-                    &path.display().to_string(),
-                    &crate::sources::outcome(&response),
-                );
-            }
-            Err(status) => {
-                progress.finished(&path.display().to_string(), status.message());
-                failed = true;
-            }
-        }
-    }
-    progress.finish();
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 /// Parses an RFC 3339 time or a bare date (midnight UTC).
 fn parse_time(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
@@ -262,17 +189,17 @@ fn parse_time(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
 
 async fn reprocess(server: &str, since: Option<&str>, dry_run: bool) -> anyhow::Result<ExitCode> {
     let since = since.map(|s| parse_time(s, "--since")).transpose()?;
-    let mut client = IngestServiceClient::new(connect(server).await?);
+    let mut client = IngestServiceClient::new(crate::rpc::connect(server).await?);
     let response = client
         .reprocess(parley_domain::pb::ReprocessRequest {
             since: since.map(time::to_timestamp),
             dry_run,
         })
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .map_err(crate::rpc::status)?
         .into_inner();
     for id in &response.changed_document_ids {
-        println!("{id}\t{}", if dry_run { "would change" } else { "changed" });
+        out!("{id}\t{}", if dry_run { "would change" } else { "changed" });
     }
     for error in &response.errors {
         eprintln!("parley reprocess: {}: {}", error.name, error.message);
@@ -341,14 +268,14 @@ async fn subscribe(
     exit_when_idle: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let start = parse_start(from)?;
-    let mut client = NotifyServiceClient::new(connect(server).await?);
+    let mut client = NotifyServiceClient::new(crate::rpc::connect(server).await?);
     let mut stream = client
         .subscribe(SubscribeRequest {
             filter,
             start: Some(start),
         })
         .await
-        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+        .map_err(crate::rpc::status)?
         .into_inner();
     let idle = exit_when_idle.map(Duration::from_secs_f64);
     loop {
@@ -360,9 +287,11 @@ async fn subscribe(
             None => stream.message().await,
         };
         match next {
-            Ok(Some(delivery)) => println!("{}", delivery_json(&delivery)),
+            Ok(Some(delivery)) => out!("{}", delivery_json(&delivery)),
             Ok(None) => return Ok(ExitCode::SUCCESS),
-            Err(status) => anyhow::bail!("subscription ended: {}", status.message()),
+            Err(status) => {
+                anyhow::bail!("subscription ended: {}", crate::rpc::describe(&status))
+            }
         }
     }
 }
@@ -388,8 +317,8 @@ async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode
         AddAliasRequest, GetEntityRequest, MergeEntitiesRequest, SearchEntitiesRequest,
         SplitEntityRequest,
     };
-    let mut client = ResolverServiceClient::new(connect(server).await?);
-    let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
+    let mut client = ResolverServiceClient::new(crate::rpc::connect(server).await?);
+    let status = crate::rpc::status;
     match action {
         EntityAction::Search { query, limit } => {
             let response = client
@@ -404,7 +333,7 @@ async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode
             for result in response.results {
                 let mut row = result.entity.as_ref().map(entity_json).unwrap_or_default();
                 row["score"] = serde_json::json!(result.score);
-                println!("{row}");
+                out!("{row}");
             }
         }
         EntityAction::Show { entity_id } => {
@@ -418,7 +347,7 @@ async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode
                 .into_inner()
                 .entity
                 .unwrap_or_default();
-            println!("{}", entity_json(&entity));
+            out!("{}", entity_json(&entity));
         }
         EntityAction::Merge { into, merged } => {
             let entity = client
@@ -432,7 +361,7 @@ async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode
                 .into_inner()
                 .entity
                 .unwrap_or_default();
-            println!("{}", entity_json(&entity));
+            out!("{}", entity_json(&entity));
         }
         EntityAction::Split {
             entity_id,
@@ -450,7 +379,7 @@ async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode
                 .map_err(status)?
                 .into_inner();
             for entity in response.original.iter().chain(response.created.iter()) {
-                println!("{}", entity_json(entity));
+                out!("{}", entity_json(entity));
             }
         }
         EntityAction::Alias { entity_id, alias } => {
@@ -461,7 +390,7 @@ async fn entities(server: &str, action: EntityAction) -> anyhow::Result<ExitCode
                 .into_inner()
                 .entity
                 .unwrap_or_default();
-            println!("{}", entity_json(&entity));
+            out!("{}", entity_json(&entity));
         }
     }
     Ok(ExitCode::SUCCESS)

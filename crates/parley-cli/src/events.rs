@@ -21,14 +21,9 @@ use parley_domain::{convert, time};
 /// `parley events` and where to find the notify service.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// gRPC URL of `parley up` or of the notify service.
-    #[arg(
-        long,
-        global = true,
-        env = "PARLEY_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    server: String,
+    /// Where `parley up` or the notify service is.
+    #[command(flatten)]
+    server: crate::rpc::ServerArgs,
     #[command(subcommand)]
     action: EventsAction,
 }
@@ -106,7 +101,8 @@ const PAGE_SIZE: usize = 500;
 
 /// Runs `parley events ...`.
 pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let mut client = EventHistoryServiceClient::new(crate::commands::connect(&args.server).await?);
+    let mut client =
+        EventHistoryServiceClient::new(crate::rpc::connect(&args.server.server).await?);
     match args.action {
         EventsAction::List { query, limit } => {
             let request = query.request(Order::Newest)?;
@@ -120,9 +116,9 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
             let response = client
                 .get_event(GetEventRequest { event_id })
                 .await
-                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .map_err(crate::rpc::status)?
                 .into_inner();
-            println!("{}", show_json(&response));
+            crate::out!("{}", show_json(&response));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -208,7 +204,7 @@ async fn print_pages(
         let page = client
             .query_events(request.clone())
             .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .map_err(crate::rpc::status)?
             .into_inner();
         for row in &page.events {
             match csv.as_mut() {
@@ -285,7 +281,7 @@ fn show_json(response: &pb::GetEventResponse) -> serde_json::Value {
     json
 }
 
-const CSV_HEADER: [&str; 18] = [
+const CSV_HEADER: [&str; 20] = [
     "event_id",
     "type",
     "status",
@@ -304,6 +300,8 @@ const CSV_HEADER: [&str; 18] = [
     "recorded_at",
     "updated_at",
     "sources",
+    "participants",
+    "modality",
 ];
 
 /// One CSV row; lists are joined with `;`.
@@ -345,6 +343,18 @@ fn csv_row(row: &HistoryEvent) -> Vec<String> {
             .map(|s| s.document_name.as_str())
             .collect::<Vec<_>>()
             .join(";"),
+        e.participants
+            .iter()
+            .map(|p| match p.affiliation.as_str() {
+                "" => p.name.clone(),
+                side => format!("{} ({side})", p.name),
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        match e.modality() {
+            pb::Modality::Unspecified => String::new(),
+            modality => enum_name(modality.as_str_name(), "MODALITY_"),
+        },
     ]
 }
 
@@ -386,6 +396,12 @@ mod tests {
                         ..Default::default()
                     },
                 ],
+                participants: vec![pb::Participant {
+                    name: "Rustem Umerov".into(),
+                    affiliation: "UKR".into(),
+                    ..Default::default()
+                }],
+                modality: pb::Modality::Shuttle as i32,
                 ..Default::default()
             }),
             first_sequence: 3,
@@ -397,5 +413,7 @@ mod tests {
         assert_eq!(cells[1], "ceasefire_agreed");
         assert_eq!(cells[5], "RUS;UKR");
         assert_eq!(cells[14], "9");
+        assert_eq!(cells[18], "Rustem Umerov (UKR)");
+        assert_eq!(cells[19], "shuttle");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - `parley up [--demo] [--watch DIR] [--feed URL]` runs the whole system in one process;
 //! - `parley extract --jsonl FILE...` runs the extraction pipeline offline;
-//! - `parley ingest --server URL FILE...` submits documents to a running system;
+//! - `parley ingest --server URL FILE|DIR...` submits documents to a running system, paced to its rate limit;
 //! - `parley subscribe --server URL [--filter EXPR] [--from SEQ|TIME|new]` prints events as they arrive.
 //!
 //! Owns: the command line and `parley up` (the three services as tasks of
@@ -12,7 +12,10 @@
 mod commands;
 mod display;
 mod events;
+mod ingest;
 mod offline;
+mod output;
+mod rpc;
 mod sources;
 mod subscriptions;
 mod up;
@@ -23,6 +26,9 @@ async fn main() -> std::process::ExitCode {
     let cli: commands::Cli = parley_runtime::config::parse_config();
     match cli.run().await {
         Ok(code) => code,
+        // The reader of our output has gone (`parley events export | head`):
+        // that is how such a pipeline ends, not a failure.
+        Err(e) if output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("parley: {e:#}");
             std::process::ExitCode::FAILURE

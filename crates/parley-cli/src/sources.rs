@@ -18,6 +18,8 @@ use parley_domain::pb::SubmitArticleResponse;
 use parley_ingest::Ingest;
 use tokio_util::sync::CancellationToken;
 
+use crate::output::{say, warn};
+
 /// Progress over a known number of documents: a bar on a terminal, plain lines otherwise.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -55,19 +57,22 @@ impl Progress {
                 bar.inc(1);
                 bar.set_message(format!("{name}: {outcome}"));
             }
-            None => eprintln!("[{}/{}] {name}: {outcome}", self.done, self.total),
+            None => {
+                crate::output::say(&format!("[{}/{}] {name}: {outcome}", self.done, self.total))
+            }
         }
     }
 
-    /// Prints a line without breaking the bar.
-    pub fn println(&self, line: &str) {
+    /// Prints a line above the bar, where it stays after the bar is cleared
+    /// (a failure must not vanish with the bar).
+    pub fn failed(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => crate::output::warn(line),
         }
     }
 
-    /// Clears the bar.
+    /// Clears the bar; lines printed with [`Progress::failed`] stay.
     pub fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
@@ -102,7 +107,7 @@ fn is_candidate(path: &Path) -> bool {
 }
 
 /// Every candidate file under `dir`, sorted, descending into sub-folders.
-fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -195,18 +200,24 @@ pub async fn watch_folder(
         match submit_file(&ingest, &dir, &path, max_bytes).await {
             Ok(response) => {
                 for error in &response.errors {
-                    progress.println(&format!("{}: {}", error.name, error.message));
+                    progress.failed(&format!("parley up: {}: {}", error.name, error.message));
                 }
                 progress.finished(&path.display().to_string(), &outcome(&response));
             }
-            Err(e) => progress.finished(&path.display().to_string(), &format!("{e:#}")),
+            Err(e) => {
+                progress.failed(&format!("parley up: {e:#}"));
+                progress.finished(&path.display().to_string(), "failed");
+            }
         }
         if let Some(before) = before {
             seen.insert(path, before);
         }
     }
     progress.finish();
-    eprintln!("parley up: watching {} for new files", dir.display());
+    say(&format!(
+        "parley up: watching {} for new files",
+        dir.display()
+    ));
 
     // A file being written fires many events: wait until it has been quiet for a moment.
     const QUIET: Duration = Duration::from_millis(300);
@@ -243,11 +254,11 @@ pub async fn watch_folder(
                     match submit_file(&ingest, &dir, &path, max_bytes).await {
                         Ok(response) => {
                             for error in &response.errors {
-                                eprintln!("parley up: {}: {}", error.name, error.message);
+                                warn(&format!("parley up: {}: {}", error.name, error.message));
                             }
-                            eprintln!("parley up: {}: {}", path.display(), outcome(&response));
+                            say(&format!("parley up: {}: {}", path.display(), outcome(&response)));
                         }
-                        Err(e) => eprintln!("parley up: {e:#}"),
+                        Err(e) => warn(&format!("parley up: {e:#}")),
                     }
                     if let Some(current) = current {
                         seen.insert(path, current);
@@ -289,7 +300,9 @@ pub async fn poll_feed(
     {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("parley up: --feed {url}: cannot build an HTTP client: {e}");
+            warn(&format!(
+                "parley up: --feed {url}: cannot build an HTTP client: {e}"
+            ));
             return;
         }
     };
@@ -301,12 +314,15 @@ pub async fn poll_feed(
                     .submit(&url, &body, media_type.as_deref(), Some(&url))
                     .await;
                 for error in &response.errors {
-                    eprintln!("parley up: --feed {url}: {}: {}", error.name, error.message);
+                    warn(&format!(
+                        "parley up: --feed {url}: {}: {}",
+                        error.name, error.message
+                    ));
                 }
-                eprintln!("parley up: --feed {url}: {}", outcome(&response));
+                say(&format!("parley up: --feed {url}: {}", outcome(&response)));
             }
             Ok(None) => tracing::debug!(feed = %url, "feed unchanged (304)"),
-            Err(e) => eprintln!("parley up: --feed {url}: {e:#}"),
+            Err(e) => warn(&format!("parley up: --feed {url}: {e:#}")),
         }
         tokio::select! {
             _ = token.cancelled() => return,

@@ -24,14 +24,9 @@ use parley_domain::time;
 /// `parley subscriptions` and its flags.
 #[derive(Debug, Args)]
 pub struct SubscriptionsArgs {
-    /// gRPC URL of `parley up` or of the notify service.
-    #[arg(
-        long,
-        global = true,
-        env = "PARLEY_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    server: String,
+    /// Where `parley up` or the notify service is.
+    #[command(flatten)]
+    server: crate::rpc::ServerArgs,
     #[command(subcommand)]
     action: Action,
 }
@@ -139,10 +134,10 @@ fn parse_format(name: &str) -> anyhow::Result<WebhookFormat> {
 
 /// Runs `parley subscriptions ...`.
 pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
-    let server = args.server;
-    let channel = crate::commands::connect(&server).await?;
+    let server = args.server.server;
+    let channel = crate::rpc::connect(&server).await?;
     let mut client = NotifyServiceClient::new(channel);
-    let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
+    let status = crate::rpc::status;
     match args.action {
         Action::Create {
             filter,
@@ -184,7 +179,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
             if !response.webhook_secret.is_empty() {
                 row["webhook_secret"] = response.webhook_secret.into();
             }
-            println!("{row}");
+            crate::out!("{row}");
         }
         Action::List => {
             let response = client
@@ -193,7 +188,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .map_err(status)?
                 .into_inner();
             for s in &response.subscriptions {
-                println!("{}", subscription_json(s));
+                crate::out!("{}", subscription_json(s));
             }
         }
         Action::Pause { id } => {
@@ -204,7 +199,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!(
+            crate::out!(
                 "{}",
                 s.subscription
                     .as_ref()
@@ -220,7 +215,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!(
+            crate::out!(
                 "{}",
                 s.subscription
                     .as_ref()
@@ -235,7 +230,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 })
                 .await
                 .map_err(status)?;
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::json!({ "subscription_id": id, "deleted": true })
             );
@@ -249,7 +244,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .map_err(status)?
                 .into_inner();
             for d in response.dead_letters {
-                println!(
+                crate::out!(
                     "{}",
                     serde_json::json!({
                         "subscription_id": d.subscription_id,
@@ -271,7 +266,7 @@ pub async fn run(args: SubscriptionsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::json!({ "subscription_id": id, "redriven": response.redriven })
             );

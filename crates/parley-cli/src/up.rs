@@ -22,6 +22,7 @@ use parley_resolver::ResolverService;
 use parley_runtime::GrpcServer;
 
 use crate::display;
+use crate::output::{say, warn};
 use crate::sources::{self, FeedOptions};
 
 /// Sample articles bundled into the binary for `--demo` (our own writing, in `examples/articles/`).
@@ -46,7 +47,7 @@ pub struct UpArgs {
     /// Address of the one gRPC server answering every Parley API.
     #[arg(long, env = "PARLEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc: SocketAddr,
-    /// Data directory of the embedded log (ignored with --nats).
+    /// Data directory of the embedded log (with --nats, only the key sealing webhook secrets is kept there).
     #[arg(long, env = "PARLEY_DATA", default_value = "./parley-data")]
     pub data: PathBuf,
     /// Use a NATS JetStream server at this URL as the log instead of the embedded one.
@@ -93,7 +94,9 @@ pub struct UpArgs {
 /// Runs `parley up` until SIGTERM or Ctrl-C.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    parley_telemetry::set_service_name("parley-up");
     parley_telemetry::init(&args.telemetry)?;
+    crate::output::log_as_json(args.telemetry.log_format == "json");
     let shutdown =
         parley_runtime::shutdown_on_signals(Duration::from_secs(args.shutdown_grace_secs));
 
@@ -108,8 +111,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // The resolver and notify rebuild their state from the log before serving.
     // Their read models live in SQLite files (rebuilt at each start): under
     // the data directory on the embedded log, so they cost disk, not memory
-    // (a temporary directory may be RAM); with --nats nothing is written
-    // there and they go to private temporary files unless configured.
+    // (a temporary directory may be RAM); with --nats they go to private
+    // temporary files unless configured.
     let default_state = |service: &str| {
         args.nats
             .is_none()
@@ -131,8 +134,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if notify_start.state_dir.is_none() {
         notify_start.state_dir = default_state("notify");
     }
-    notify_start.nats = nats;
-    if notify_start.secret_key.is_none() && args.nats.is_none() {
+    notify_start.nats = nats.clone();
+    if notify_start.secret_key.is_none() {
+        // Over the embedded log or NATS alike: webhooks work out of the box.
         notify_start.secret_key = Some(local_secret_key(&args.data)?);
     }
     let notify = Notify::start_with(log.clone(), notify_start, shutdown.clone()).await?;
@@ -153,13 +157,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let listener = parley_runtime::grpc::bind(args.grpc).await?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
-    eprintln!(
+    say(&format!(
         "parley up: serving every API on {url} ({where_}) after {} ms",
         started.elapsed().as_millis()
-    );
-    eprintln!(
+    ));
+    say(&format!(
         "parley up: try `parley ingest --server {url} FILE` and `parley subscribe --server {url}`"
-    );
+    ));
 
     let mut tasks = tokio::task::JoinSet::new();
     // A part whose state fails reports NOT_SERVING; the others keep serving.
@@ -168,9 +172,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let failure = resolver.failure_watch();
         tasks.spawn(async move {
             let reason = failure.await;
-            eprintln!("parley up: the resolver stopped: {reason}; the other services keep serving (restart to rebuild it from the log)");
+            warn(&format!("parley up: the resolver stopped: {reason}; the other services keep serving (restart to rebuild it from the log)"));
             serving.fail(parley_resolver::RESOLVER_SERVICE).await;
         });
+    }
+    if let Some(client) = nats {
+        // Over NATS, the intake subject works as it does with the services.
+        tasks.spawn(parley_ingest::intake::serve(
+            client,
+            ingest.clone(),
+            parley_ingest::intake::rate_limiter(args.ingest_rate_per_sec),
+            shutdown.clone(),
+        ));
     }
     if args.demo {
         let journal = notify.journal().clone();
@@ -186,7 +199,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             for (name, text) in DEMO_ARTICLES {
                 let response = ingest.submit(name, text.as_bytes(), None, None).await;
                 for error in response.errors {
-                    eprintln!("parley up: {}: {}", error.name, error.message);
+                    warn(&format!("parley up: {}: {}", error.name, error.message));
                 }
             }
         });
@@ -197,7 +210,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let max = args.max_document_bytes;
         tasks.spawn(async move {
             if let Err(e) = sources::watch_folder(dir, ingest, max, token).await {
-                eprintln!("parley up: --watch stopped: {e:#}");
+                warn(&format!("parley up: --watch stopped: {e:#}"));
             }
         });
     }
@@ -220,7 +233,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         notify.stopped().await;
     })
     .await;
-    eprintln!("parley up: stopped");
+    say("parley up: stopped");
     Ok(())
 }
 
@@ -256,10 +269,13 @@ async fn open_log(
 }
 
 /// The key sealing webhook secrets when `PARLEY_NOTIFY_SECRET_KEY` is not
-/// set: random, created once, kept beside the embedded log (owner-only), so
-/// webhooks work out of the box and their secrets survive restarts.
+/// set: random, created once, kept in the data directory (owner-only; beside
+/// the embedded log, or alone there with `--nats`), so webhooks work out of
+/// the box and their secrets survive restarts.
 fn local_secret_key(data: &std::path::Path) -> anyhow::Result<parley_notify::secrets::SecretKey> {
     use std::io::Read;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create the data directory {}", data.display()))?;
     let path = data.join("notify-secret.key");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -303,7 +319,11 @@ async fn print_deliveries(journal: Arc<parley_notify::Journal>) {
         }
         for delivery in batch {
             cursor = delivery.sequence;
-            println!("{}", display::delivery_line(&delivery));
+            let line = display::delivery_line(&delivery);
+            if crate::output::line(format_args!("{line}")).is_err() {
+                // Nobody reads stdout any more (`parley up --demo | head`).
+                return;
+            }
         }
     }
 }

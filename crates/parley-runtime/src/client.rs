@@ -57,13 +57,50 @@ pub enum ClientError {
     #[error("{0}")]
     Invalid(String),
     /// The server could not be reached or the TLS handshake failed.
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}: {reason}")]
     Connect {
         /// The server URL.
         url: String,
-        /// tonic's error.
-        source: tonic::transport::Error,
+        /// What went wrong, each cause said once (see [`causes`]).
+        reason: String,
     },
+}
+
+/// An error and its causes as one line, each distinct cause said once.
+///
+/// tonic and hyper wrap a refused connection in three layers, some of which
+/// repeat their cause in their own text ("transport error: transport error:
+/// tcp connect error: tcp connect error: Connection refused"); this keeps a
+/// cause only when the text before it does not already say it.
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        let said = parts.iter().any(|p| p.contains(&text));
+        if !text.is_empty() && !said {
+            // A wrapper that merely repeats its cause's text adds nothing.
+            parts.retain(|p| !text.contains(p.as_str()));
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    // Generic wrappers say nothing a person can act on when a cause follows.
+    if parts.len() > 1 {
+        parts.retain(|p| p != "transport error");
+    }
+    parts.join(": ")
+}
+
+/// Takes `server` as a URL, reading one without a scheme (`127.0.0.1:50051`,
+/// `localhost:50051`) as `http://`.
+pub fn normalize_url(server: &str) -> String {
+    let server = server.trim();
+    if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    }
 }
 
 /// Adds `authorization: Bearer <token>` to every request when a token is set.
@@ -147,7 +184,7 @@ impl ClientSecurityArgs {
             .tls_config(tls)
             .map_err(|source| ClientError::Connect {
                 url: url.to_owned(),
-                source,
+                reason: causes(&source),
             })
     }
 
@@ -157,8 +194,10 @@ impl ClientSecurityArgs {
     }
 }
 
-/// Connects to `url` (`http://` or `https://`) with the token and TLS settings of `args`.
+/// Connects to `url` (`http://` or `https://`; no scheme means `http://`)
+/// with the token and TLS settings of `args`.
 pub async fn connect(url: &str, args: &ClientSecurityArgs) -> Result<AuthChannel, ClientError> {
+    let url = &normalize_url(url);
     let endpoint = args.endpoint(url)?;
     let interceptor = args.interceptor()?;
     if args.token.is_some()
@@ -174,7 +213,50 @@ pub async fn connect(url: &str, args: &ClientSecurityArgs) -> Result<AuthChannel
         .await
         .map_err(|source| ClientError::Connect {
             url: url.to_owned(),
-            source,
+            reason: causes(&source),
         })?;
     Ok(InterceptedService::new(channel, interceptor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose text repeats its cause's, as tonic's and hyper's do.
+    #[derive(Debug)]
+    struct Wrapper(&'static str, Option<Box<Wrapper>>);
+
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let refused = Wrapper(
+            "transport error",
+            Some(Box::new(Wrapper(
+                "transport error",
+                Some(Box::new(Wrapper(
+                    "tcp connect error: Connection refused",
+                    Some(Box::new(Wrapper("Connection refused", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(causes(&refused), "tcp connect error: Connection refused");
+        assert_eq!(causes(&Wrapper("alone", None)), "alone");
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_is_http() {
+        assert_eq!(normalize_url("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(normalize_url(" https://h:1 "), "https://h:1");
+    }
 }

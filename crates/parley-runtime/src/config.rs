@@ -19,27 +19,30 @@ pub fn parse_config<C: CommandFactory + FromArgMatches>() -> C {
         Ok(config) => config,
         Err(error) => {
             let error = error.format(&mut command);
-            // Only when the value really came from the environment.
-            if let Some(variable) = offending_variable(&command, &error)
+            // Only for a bad value, and only when it really came from the
+            // environment (an unknown flag is not the variable's fault).
+            if is_bad_value(error.kind())
+                && let Some(variable) = offending_variable(&command, &error)
                 && std::env::var_os(&variable).is_some()
             {
-                let kind = error.kind();
                 let message = error.render().to_string();
-                let exit_code =
-                    if kind == ErrorKind::DisplayHelp || kind == ErrorKind::DisplayVersion {
-                        0
-                    } else {
-                        2
-                    };
                 eprintln!(
                     "{}\n(set through the environment variable {variable})",
                     message.trim_end()
                 );
-                std::process::exit(exit_code);
+                std::process::exit(2);
             }
             error.exit()
         }
     }
+}
+
+/// Whether clap refused a value (rather than a flag, a missing argument, ...).
+fn is_bad_value(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::InvalidUtf8
+    )
 }
 
 /// The environment variable of the argument a clap error is about, if it has one.

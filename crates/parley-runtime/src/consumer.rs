@@ -9,7 +9,7 @@
 //! records consumed, what became of them, how long handling took, and how far
 //! the consumer is behind the head of the log.
 
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::envelope::{DecodedRecord, decode_record};
@@ -111,7 +111,6 @@ enum Fetched {
 impl ConsumerLoop {
     /// A loop for `service` reading through `options`.
     pub fn new(log: Arc<dyn EventLog>, options: ConsumerOptions, service: &'static str) -> Self {
-        describe_metrics();
         Self {
             log,
             options,
@@ -287,39 +286,6 @@ impl LagGauge {
     fn set(&self, lag: u64) {
         metrics::gauge!(metric::LAG, "service" => self.service).set(lag as f64);
     }
-}
-
-/// Registers help texts and units once, so `/metrics` explains itself.
-fn describe_metrics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        use metrics::Unit;
-        metrics::describe_counter!(
-            metric::CONSUMED,
-            "Records delivered to the service's durable consumer (redeliveries included)."
-        );
-        metrics::describe_counter!(
-            metric::OUTCOMES,
-            "Records by outcome: done, skipped, retry (nak'ed) or parked (poison)."
-        );
-        metrics::describe_histogram!(
-            metric::PROCESSING,
-            Unit::Seconds,
-            "Time to decode and handle one record, effects appended."
-        );
-        metrics::describe_gauge!(
-            metric::LAG,
-            "Records appended after the last one handled (upper bound; 0 when idle)."
-        );
-        metrics::describe_counter!(
-            metric::FETCH_ERRORS,
-            "Failed fetches from the durable consumer (retried)."
-        );
-        metrics::describe_counter!(
-            metric::POISON,
-            "Records parked as poison: never delivered again."
-        );
-    });
 }
 
 /// Delay before re-offering a record after its `attempt`-th transient failure:

@@ -87,6 +87,50 @@ pub struct GrpcServer {
     security: ServerSecurity,
 }
 
+/// Which process serves each Parley API, for the message a caller gets when
+/// it reaches a process that does not (`parley up` serves them all).
+const HOMES: &[(&str, &str)] = &[
+    (
+        "parley.v1.IngestService",
+        "the ingest service (parley-ingest, default 127.0.0.1:50051)",
+    ),
+    (
+        "parley.v1.ResolverService",
+        "the resolver service (parley-resolver, default 127.0.0.1:50052)",
+    ),
+    (
+        "parley.v1.NotifyService",
+        "the notify service (parley-notify, default 127.0.0.1:50053)",
+    ),
+    (
+        "parley.v1.EventHistoryService",
+        "the notify service (parley-notify, default 127.0.0.1:50053)",
+    ),
+];
+
+/// The UNIMPLEMENTED message for a call to `path` on a server that serves
+/// `served`: which API was asked for, what this process serves, and where
+/// the API asked for is served.
+pub fn not_served_message(path: &str, served: &[&str]) -> String {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next().unwrap_or_default();
+    let method = parts.next().unwrap_or_default();
+    let here = if served.is_empty() {
+        "nothing but health and reflection".to_owned()
+    } else {
+        served.join(", ")
+    };
+    if served.contains(&service) {
+        return format!("{service} has no method {method:?}; this server serves {here}");
+    }
+    match HOMES.iter().find(|(name, _)| *name == service) {
+        Some((_, home)) => format!(
+            "{service} is not served here (this server serves {here}); call {home}, or `parley up`, which serves every API"
+        ),
+        None => format!("unknown service {service:?}: this server serves {here}"),
+    }
+}
+
 impl Default for GrpcServer {
     fn default() -> Self {
         Self::new()
@@ -97,26 +141,53 @@ impl GrpcServer {
     /// A server with health and reflection; every added service starts NOT_SERVING.
     pub fn new() -> Self {
         let (health, health_service) = tonic_health::server::health_reporter();
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(parley_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .expect("the bundled descriptor sets are valid");
-        let reflection_alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(parley_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .expect("the bundled descriptor sets are valid");
-        let routes = Routes::new(reflection)
-            .add_service(reflection_alpha)
-            .add_service(health_service);
         Self {
-            routes,
+            routes: Routes::new(health_service),
             names: Vec::new(),
             health,
             failed: Arc::default(),
             security: ServerSecurity::default(),
         }
+    }
+
+    /// The finished routes: the added services, health, reflection that
+    /// advertises only what this server serves, and a fallback that tells a
+    /// caller of any other service where that service is served.
+    fn into_routes(self) -> Routes {
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(parley_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name("grpc.reflection.v1.ServerReflection")
+                .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+            for name in &self.names {
+                builder = builder.with_service_name(*name);
+            }
+            builder
+        };
+        let v1 = reflection()
+            .build_v1()
+            .expect("the bundled descriptor sets are valid");
+        let v1alpha = reflection()
+            .build_v1alpha()
+            .expect("the bundled descriptor sets are valid");
+        let served = self.names.clone();
+        let router = self
+            .routes
+            .add_service(v1)
+            .add_service(v1alpha)
+            .into_axum_router()
+            .fallback(move |uri: http::Uri| {
+                let message = not_served_message(uri.path(), &served);
+                async move {
+                    let (parts, ()) = tonic::Status::unimplemented(message)
+                        .into_http::<()>()
+                        .into_parts();
+                    http::Response::from_parts(parts, tonic::body::Body::empty())
+                }
+            });
+        Routes::from(router)
     }
 
     /// Adds a tonic service.
@@ -172,9 +243,12 @@ impl GrpcServer {
         let state = self.serving_state();
         state.set(true).await;
         let token = shutdown.token.clone();
+        let guard = self.security.layer();
+        // Outermost, so that refused calls are counted and traced too.
         let server = builder
-            .layer(self.security.layer())
-            .add_routes(self.routes)
+            .layer(crate::observe::ObserveLayer)
+            .layer(guard)
+            .add_routes(self.into_routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 token.cancelled().await;
                 state.set(false).await;

@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod grpc;
 pub mod limits;
 pub mod log;
+pub mod observe;
 pub mod security;
 pub mod shutdown;
 

@@ -7,16 +7,48 @@
 //! Owns: tracing and Prometheus setup and their flags. Must never import
 //! another Parley crate.
 
+pub mod catalogue;
+pub mod json;
+
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, prelude::*};
 
 /// Histogram buckets (seconds) for every `*_seconds` metric: from a cached
-/// lookup (1 ms) to a slow webhook or a large document (30 s).
+/// lookup (1 ms) through a slow webhook or a large document (30 s) to a
+/// backfill delivering events recorded minutes or an hour ago.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
 ];
+
+/// The name this process logs and exports traces under, when set before [`init`].
+static SERVICE: OnceLock<String> = OnceLock::new();
+
+/// Names this process (`parley-up`) in its JSON log lines and traces; without
+/// it, `OTEL_SERVICE_NAME` or the executable's name (`parley-ingest`, ...).
+pub fn set_service_name(name: &str) {
+    let _ = SERVICE.set(name.to_owned());
+}
+
+/// The name this process logs under (see [`set_service_name`]).
+pub fn service_name() -> String {
+    if let Some(name) = SERVICE.get() {
+        return name.clone();
+    }
+    std::env::var("OTEL_SERVICE_NAME").ok().unwrap_or_else(|| {
+        std::env::args()
+            .next()
+            .and_then(|arg0| {
+                std::path::Path::new(&arg0)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "parley".to_owned())
+    })
+}
 
 /// Telemetry flags every binary flattens into its own clap arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -81,7 +113,11 @@ pub fn init(args: &TelemetryArgs) -> Result<(), TelemetryError> {
         None => None,
     };
     let logs = if args.log_format == "json" {
-        fmt::layer().json().with_writer(std::io::stderr).boxed()
+        fmt::layer()
+            .fmt_fields(fmt::format::JsonFields::new())
+            .event_format(json::JsonLines::new(service_name()))
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
         // Colours only for a person at a terminal: escape codes would garble
         // log files, journald and container logs.
@@ -111,6 +147,7 @@ pub fn init(args: &TelemetryArgs) -> Result<(), TelemetryError> {
             .map_err(|e| metrics_error(e.to_string()))?
             .install()
             .map_err(|e| metrics_error(e.to_string()))?;
+        catalogue::describe();
         tracing::info!(%addr, "serving Prometheus metrics on /metrics");
     }
     Ok(())
@@ -155,7 +192,7 @@ mod otlp {
             .with_batch_exporter(exporter)
             .with_resource(
                 Resource::builder()
-                    .with_service_name(service_name())
+                    .with_service_name(super::service_name())
                     .build(),
             )
             .build();
@@ -163,20 +200,6 @@ mod otlp {
         // A second init (tests, `parley up`) keeps the first provider.
         let _ = PROVIDER.set(provider);
         Ok(Box::new(tracing_opentelemetry::layer().with_tracer(tracer)))
-    }
-
-    /// `OTEL_SERVICE_NAME` if set, else the executable's name (`parley-resolver`, ...).
-    fn service_name() -> String {
-        std::env::var("OTEL_SERVICE_NAME").ok().unwrap_or_else(|| {
-            std::env::args()
-                .next()
-                .and_then(|arg0| {
-                    std::path::Path::new(&arg0)
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                })
-                .unwrap_or_else(|| "parley".to_owned())
-        })
     }
 
     pub fn shutdown() {

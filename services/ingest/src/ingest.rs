@@ -74,7 +74,12 @@ impl Ingest {
                     // The raw input is kept for a page or text; a feed item keeps its own text.
                     let raw = single.then_some(content);
                     match self.ingest_document(document, raw).await {
-                        Ok(receipt) => response.documents.push(receipt),
+                        Ok(receipt) => {
+                            if !receipt.duplicate {
+                                metrics::counter!("parley_documents_ingested_total").increment(1);
+                            }
+                            response.documents.push(receipt)
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "document not ingested");
                             response.errors.push(PbDocumentError {

@@ -12,6 +12,7 @@
 //! (services talk over NATS and gRPC).
 
 mod ingest;
+pub mod intake;
 mod reprocess;
 mod service;
 
@@ -23,9 +24,10 @@ use parley_log::EventLog;
 use parley_runtime::{GrpcServer, LogArgs, ShutdownSignal};
 
 pub use ingest::{Ingest, IngestError};
-pub use service::IngestGrpc;
+pub use service::{IngestGrpc, PUSHBACK_METADATA, RATE_METADATA};
 
-/// NATS subject where submissions arrive as protobuf `SubmitArticleRequest`s (request-reply).
+/// NATS subject where submissions arrive (request-reply): protobuf
+/// `SubmitArticleRequest`s, JSON, or documents with a Content-Type (see [`intake`]).
 pub const SUBMIT_SUBJECT: &str = "parley.ingest.submit";
 
 /// Command-line and environment configuration of `parley-ingest`.
@@ -99,10 +101,10 @@ impl Application {
         let client = jetstream.client().clone();
         let log: Arc<dyn EventLog> = jetstream;
         let ingest = Arc::new(Ingest::new(log, &kb, config.limits()));
-        let nats_intake = tokio::spawn(service::serve_nats(
+        let nats_intake = tokio::spawn(intake::serve(
             client,
             ingest.clone(),
-            service::nats_rate_limiter(config.ingest_rate_per_sec),
+            intake::rate_limiter(config.ingest_rate_per_sec),
             shutdown.clone(),
         ));
         let server = GrpcServer::new().with_security(security).add_service(

@@ -1,19 +1,23 @@
-//! `parley.v1.IngestService` over gRPC, and the NATS intake subject.
+//! `parley.v1.IngestService` over gRPC (the NATS intake is in `intake`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use parley_domain::pb::ingest_service_server::{IngestService, IngestServiceServer};
 use parley_domain::pb::{
     SubmitArticleRequest, SubmitArticleResponse, SubmitFeedRequest, SubmitFeedResponse,
 };
-use parley_runtime::ShutdownSignal;
 use parley_runtime::limits::RateLimiter;
-use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::{Ingest, SUBMIT_SUBJECT};
+use crate::Ingest;
+
+/// Metadata of a RESOURCE_EXHAUSTED refusal carrying the milliseconds to wait
+/// before retrying (the name gRPC's retry policy reads).
+pub const PUSHBACK_METADATA: &str = "grpc-retry-pushback-ms";
+/// Metadata of a RESOURCE_EXHAUSTED refusal carrying the limit in requests
+/// per second per client, so a client can pace itself.
+pub const RATE_METADATA: &str = "parley-rate-limit-per-sec";
 
 /// Who a request is rate-limited as: its peer IP address (all ports of a
 /// host share one budget), or "unknown" for in-process transports.
@@ -53,11 +57,22 @@ impl IngestGrpc {
         let key = request.remote_addr().map(|addr| addr.ip());
         limiter.check(&key).map_err(|limited| {
             metrics::counter!("parley_ingest_rate_limited_total").increment(1);
-            Status::resource_exhausted(format!(
-                "rate limit of {} requests per second per client exceeded (PARLEY_INGEST_RATE_PER_SEC); retry in {} ms",
+            let retry_ms = limited.retry_after.as_millis().max(1);
+            let mut status = Status::resource_exhausted(format!(
+                "rate limit of {} requests per second per client exceeded (PARLEY_INGEST_RATE_PER_SEC); retry in {retry_ms} ms",
                 limited.per_second,
-                limited.retry_after.as_millis().max(1)
-            ))
+            ));
+            // For programs too: the delay (gRPC's retry pushback header) and the rate.
+            let metadata = status.metadata_mut();
+            metadata.insert(
+                PUSHBACK_METADATA,
+                tonic::metadata::MetadataValue::from(retry_ms as u64),
+            );
+            metadata.insert(
+                RATE_METADATA,
+                tonic::metadata::MetadataValue::from(limited.per_second),
+            );
+            status
         })
     }
 
@@ -176,112 +191,6 @@ impl IngestService for IngestGrpc {
     }
 }
 
-/// Who a NATS intake message is rate-limited as. NATS does not tell a
-/// subscriber which connection published a message, but a request's reply
-/// subject starts with its connection's inbox prefix (`_INBOX.<nuid>`), so
-/// that prefix stands for the client; messages without a reply subject share
-/// one budget. Account permissions and limits on the NATS server remain the
-/// real control over who may publish at all.
-fn nats_client_key(reply: Option<&str>) -> String {
-    match reply {
-        Some(reply) => {
-            let mut tokens = reply.splitn(3, '.');
-            match (tokens.next(), tokens.next()) {
-                (Some(first), Some(second)) => format!("{first}.{second}"),
-                _ => reply.to_owned(),
-            }
-        }
-        None => "(no reply subject)".to_owned(),
-    }
-}
-
-/// The NATS intake's per-client limit: `per_second` submissions a second with
-/// bursts of as many, 0 for none. Same setting as the gRPC limit.
-pub fn nats_rate_limiter(per_second: u32) -> Option<Arc<RateLimiter<String>>> {
-    (per_second > 0).then(|| Arc::new(RateLimiter::new(per_second, per_second)))
-}
-
-/// Answers `parley.ingest.submit` requests (protobuf `SubmitArticleRequest` in,
-/// `SubmitArticleResponse` out) until shutdown. Requests in a queue group, so
-/// replicas share the work. A client over `rate_limiter`'s budget is answered
-/// with an error naming the limit and its document is not ingested.
-pub async fn serve_nats(
-    client: async_nats::Client,
-    ingest: Arc<Ingest>,
-    rate_limiter: Option<Arc<RateLimiter<String>>>,
-    shutdown: ShutdownSignal,
-) {
-    let mut subscription = match client
-        .queue_subscribe(SUBMIT_SUBJECT, "parley-ingest".to_owned())
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, subject = SUBMIT_SUBJECT, "cannot subscribe to the intake subject");
-            return;
-        }
-    };
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.token.cancelled() => break,
-            message = subscription.next() => match message { Some(m) => m, None => break },
-        };
-        let limited = rate_limiter.as_ref().and_then(|limiter| {
-            limiter
-                .check(&nats_client_key(message.reply.as_deref()))
-                .err()
-        });
-        let response = match SubmitArticleRequest::decode(message.payload.as_ref()) {
-            Ok(request) if let Some(limited) = limited => {
-                metrics::counter!("parley_ingest_rate_limited_total").increment(1);
-                SubmitArticleResponse {
-                    documents: vec![],
-                    errors: vec![parley_domain::pb::DocumentError {
-                        name: request.name,
-                        message: format!(
-                            "rate limit of {} requests per second per client exceeded on {SUBMIT_SUBJECT} (PARLEY_INGEST_RATE_PER_SEC); retry in {} ms",
-                            limited.per_second,
-                            limited.retry_after.as_millis().max(1)
-                        ),
-                    }],
-                }
-            }
-            Ok(request) if !request.content.is_empty() => {
-                ingest
-                    .submit(
-                        &request.name,
-                        &request.content,
-                        non_empty(&request.media_type),
-                        non_empty(&request.source_url),
-                    )
-                    .await
-            }
-            Ok(request) => SubmitArticleResponse {
-                documents: vec![],
-                errors: vec![parley_domain::pb::DocumentError {
-                    name: request.name,
-                    message: "content is empty".into(),
-                }],
-            },
-            Err(e) => SubmitArticleResponse {
-                documents: vec![],
-                errors: vec![parley_domain::pb::DocumentError {
-                    name: String::new(),
-                    message: format!(
-                        "message on {SUBMIT_SUBJECT} is not a protobuf parley.v1.SubmitArticleRequest: {e}"
-                    ),
-                }],
-            },
-        };
-        if let Some(reply) = message.reply
-            && let Err(e) = client.publish(reply, response.encode_to_vec().into()).await
-        {
-            tracing::warn!(error = %e, "could not reply to an intake request");
-        }
-    }
-    let _ = subscription.unsubscribe().await;
-}
-
 #[cfg(test)]
 mod tests {
     //! Over a real socket, so the peer address the limiter keys on is real.
@@ -289,7 +198,7 @@ mod tests {
     use std::time::Duration;
 
     use parley_domain::pb::ingest_service_client::IngestServiceClient;
-    use parley_runtime::GrpcServer;
+    use parley_runtime::{GrpcServer, ShutdownSignal};
     use tonic::Code;
     use tonic::transport::Channel;
 
@@ -379,6 +288,22 @@ mod tests {
             refused.message().contains("3 requests per second")
                 && refused.message().contains("PARLEY_INGEST_RATE_PER_SEC"),
             "{refused:?}"
+        );
+        let pushback: u64 = refused
+            .metadata()
+            .get(PUSHBACK_METADATA)
+            .expect("the delay in metadata")
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=334).contains(&pushback), "{pushback}");
+        assert_eq!(
+            refused
+                .metadata()
+                .get(RATE_METADATA)
+                .map(|v| v.to_str().unwrap()),
+            Some("3")
         );
         // The budget refills at the configured rate.
         tokio::time::sleep(Duration::from_millis(400)).await;

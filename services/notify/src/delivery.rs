@@ -595,7 +595,8 @@ fn target_of(shared: &Shared, subscription: &Subscription) -> Result<Target, Str
     }
 }
 
-fn observe_latency(channel: &'static str, entry: &SubscribeResponse) {
+/// Counts a delivery on `channel` and records how long after its append it went out.
+pub(crate) fn observe_latency(channel: &'static str, entry: &SubscribeResponse) {
     if let Some(recorded) = entry
         .recorded_at
         .as_ref()

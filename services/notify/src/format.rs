@@ -125,6 +125,42 @@ pub fn summary(delivery: &SubscribeResponse) -> String {
     line.replace(['\n', '\r'], " ")
 }
 
+/// Text escaped for Slack's `text` field: `&`, `<` and `>` are control
+/// characters of its markup (links, mentions) and must be sent as entities.
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// ntfy's priority for a delivery (1 min … 5 max): a ceasefire agreed,
+/// broken or ended, or an agreement, is high (4); a corroboration or a
+/// retraction is low (2); anything else the default (3).
+pub fn ntfy_priority(delivery: &SubscribeResponse) -> u8 {
+    use parley_domain::pb::TalksEventType as T;
+    match UpdateKind::try_from(delivery.kind).unwrap_or_default() {
+        UpdateKind::Corroborated | UpdateKind::Retracted => return 2,
+        _ => {}
+    }
+    match delivery.event.as_ref().map(|e| e.r#type()) {
+        Some(
+            T::CeasefireAgreed | T::CeasefireViolated | T::CeasefireEnded | T::AgreementReached,
+        ) => 4,
+        _ => 3,
+    }
+}
+
+/// The first source of the event that is a web address, for ntfy's `Click`.
+pub fn source_link(delivery: &SubscribeResponse) -> Option<String> {
+    let event = delivery.event.as_ref()?;
+    event
+        .evidence
+        .iter()
+        .map(|e| e.document_name.trim())
+        .find(|name| name.starts_with("https://") || name.starts_with("http://"))
+        .map(str::to_owned)
+}
+
 /// A body ready to POST: bytes, content type and format-specific headers.
 #[derive(Debug, Clone)]
 pub struct Body {
@@ -132,7 +168,7 @@ pub struct Body {
     pub bytes: bytes::Bytes,
     /// Content-Type header.
     pub content_type: &'static str,
-    /// Extra headers of the format (ntfy's Title and Tags).
+    /// Extra headers of the format (ntfy's Title, Tags, Priority and Click).
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -144,7 +180,7 @@ pub fn webhook_body(
 ) -> Body {
     match format {
         WebhookFormat::Slack => Body {
-            bytes: serde_json::json!({ "text": summary(delivery) })
+            bytes: serde_json::json!({ "text": slack_escape(&summary(delivery)) })
                 .to_string()
                 .into(),
             content_type: "application/json",
@@ -161,10 +197,18 @@ pub fn webhook_body(
                 ),
                 None => ("Parley".to_owned(), kind_name(delivery.kind)),
             };
+            let mut headers = vec![
+                ("Title", title),
+                ("Tags", tags),
+                ("Priority", ntfy_priority(delivery).to_string()),
+            ];
+            if let Some(link) = source_link(delivery) {
+                headers.push(("Click", link));
+            }
             Body {
                 bytes: summary(delivery).into(),
                 content_type: "text/plain; charset=utf-8",
-                headers: vec![("Title", title), ("Tags", tags)],
+                headers,
             }
         }
         WebhookFormat::Raw | WebhookFormat::Unspecified => Body {
@@ -257,6 +301,31 @@ mod tests {
     }
 
     #[test]
+    fn slack_text_is_escaped_and_ntfy_gets_priority_and_click() {
+        let mut d = delivery();
+        d.kind = UpdateKind::Recorded as i32;
+        if let Some(event) = d.event.as_mut() {
+            event.venue = Some(Venue {
+                city: "Tom & Jerry's <b>".into(),
+                ..Default::default()
+            });
+            event.evidence[1].document_name = "https://news.example/a?x=1&y=2".into();
+        }
+        let slack: serde_json::Value =
+            serde_json::from_slice(&webhook_body(WebhookFormat::Slack, "s", &d).bytes).unwrap();
+        let text = slack["text"].as_str().unwrap();
+        assert!(text.contains("Tom &amp; Jerry's &lt;b&gt;"), "{text}");
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        let ntfy = webhook_body(WebhookFormat::Ntfy, "s", &d);
+        assert!(ntfy.headers.contains(&("Priority", "4".into())), "{ntfy:?}");
+        assert!(
+            ntfy.headers
+                .contains(&("Click", "https://news.example/a?x=1&y=2".into())),
+            "{ntfy:?}"
+        );
+    }
+
+    #[test]
     fn formats_have_their_shapes() {
         let d = delivery();
         let slack: serde_json::Value =
@@ -268,6 +337,8 @@ mod tests {
             ntfy.headers
                 .contains(&("Tags", "corroborated,ceasefire_agreed".into()))
         );
+        assert!(ntfy.headers.contains(&("Priority", "2".into())), "{ntfy:?}");
+        assert!(!ntfy.headers.iter().any(|(name, _)| *name == "Click"));
         let raw: serde_json::Value =
             serde_json::from_slice(&webhook_body(WebhookFormat::Raw, "sub-9", &d).bytes).unwrap();
         assert_eq!(raw["idempotency_key"], "evt-1:v2");

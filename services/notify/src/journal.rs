@@ -445,6 +445,28 @@ impl Journal {
         })
     }
 
+    /// Number of entries with a sequence greater than `cursor` (a storage
+    /// error is logged and reads as 0).
+    pub fn count_after(&self, cursor: u64) -> u64 {
+        {
+            let tail = self.tail.read().expect("journal lock poisoned");
+            if tail.covers(cursor) {
+                let start = tail.entries.partition_point(|e| e.sequence <= cursor);
+                return (tail.entries.len() - start) as u64;
+            }
+        }
+        let db = self.db.lock().expect("journal lock poisoned");
+        db.prepare_cached("SELECT count(*) FROM entries WHERE sequence > ?1")
+            .and_then(|mut statement| {
+                statement.query_row(params![to_sql(cursor)], |row| row.get::<_, i64>(0))
+            })
+            .map(|count| count.max(0) as u64)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, cursor, "cannot count the notify journal");
+                0
+            })
+    }
+
     /// The cursor to start from to see every entry recorded at or after `time`.
     pub fn cursor_for_time(&self, time: DateTime<Utc>) -> u64 {
         let db = self.db.lock().expect("journal lock poisoned");

@@ -29,8 +29,10 @@ pub mod delivery;
 pub mod format;
 pub mod history;
 pub mod journal;
+mod lag;
 pub mod secrets;
 mod service;
+pub mod signing;
 pub mod subscriptions;
 pub mod webhook;
 
@@ -178,6 +180,12 @@ impl Notify {
             journal.clone(),
             subscriptions.clone(),
             last + 1,
+            shutdown.clone(),
+        ));
+        tokio::spawn(lag::report(
+            log.clone(),
+            journal.clone(),
+            subscriptions.clone(),
             shutdown.clone(),
         ));
         let nats = match start.nats {

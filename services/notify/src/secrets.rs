@@ -143,13 +143,6 @@ impl SecretKey {
     }
 }
 
-/// A fresh random signing secret (`whsec_` and 64 hex digits), for callers that did not bring one.
-pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    format!("whsec_{}", hex::encode(bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +171,5 @@ mod tests {
         assert!(SecretKey::parse("short").is_err());
         let key = SecretKey::parse(&"01".repeat(32)).unwrap();
         assert!(!format!("{key:?}").contains("0101"));
-        assert!(generate_secret().starts_with("whsec_"));
     }
 }

@@ -34,7 +34,8 @@ use tonic::{Request, Response, Status};
 
 use crate::Journal;
 use crate::delivery::whole_records;
-use crate::secrets::{SECRET_KEY_ENV, SecretKey, generate_secret};
+use crate::secrets::{SECRET_KEY_ENV, SecretKey};
+use crate::signing;
 use crate::subscriptions::{NewSubscription, SubscriptionError, Subscriptions};
 use crate::webhook;
 use parley_domain::filter::Filter;
@@ -141,8 +142,7 @@ impl NotifyService for NotifyGrpc {
                         _ = token.cancelled() => break 'outer,
                         sent = tx.send(Ok((*entry).clone())) => if sent.is_err() { break 'outer },
                     }
-                    metrics::counter!("parley_notify_delivered_total", "channel" => "grpc")
-                        .increment(1);
+                    crate::delivery::observe_latency("grpc", &entry);
                 }
             }
             metrics::gauge!("parley_notify_subscribers").decrement(1.0);
@@ -187,8 +187,10 @@ impl NotifyService for NotifyGrpc {
                     ))
                 })?;
                 secret = if hook.secret.is_empty() {
-                    generate_secret()
+                    signing::generate_secret()
                 } else {
+                    signing::check_secret(&hook.secret)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
                     hook.secret
                 };
                 new.webhook_url = url.to_string();

@@ -2,21 +2,24 @@
 //!
 //! # Signature scheme
 //!
-//! Every POST carries
+//! Every POST is signed as Standard Webhooks defines it (see [`crate::signing`])
+//! and carries
 //!
 //! ```text
-//! Parley-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+//! webhook-id: <subscription id>:<event id>:v<version>
+//! webhook-timestamp: <unix seconds>
+//! webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>
 //! Parley-Idempotency-Key: <event id>:v<version>
 //! Parley-Subscription-Id: <subscription id>
 //! Parley-Sequence: <log sequence of the change>
 //! Parley-Attempt: <1-based attempt number>
 //! ```
 //!
-//! like Stripe's `Stripe-Signature`. A receiver recomputes the HMAC over the
-//! timestamp, a `.` and the raw body bytes with its secret, compares in
-//! constant time, and refuses timestamps older than a few minutes (replays).
-//! Deliveries are at least once: a receiver deduplicates on the idempotency
-//! key, which is the same for every retry and redelivery of one change.
+//! A receiver recomputes the HMAC with the key its `whsec_` secret encodes,
+//! compares in constant time, and refuses timestamps older than a few minutes
+//! (replays). Deliveries are at least once: a receiver deduplicates on
+//! `webhook-id`, which is the same for every retry and redelivery of one
+//! change to one subscription.
 //!
 //! # Attempts
 //!
@@ -42,11 +45,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use reqwest::Url;
-use sha2::Sha256;
 
 use crate::format::Body;
+use crate::signing;
 
 /// Environment variable allowing webhooks to private addresses (tests, on-premises receivers).
 pub const ALLOW_PRIVATE_ENV: &str = "PARLEY_WEBHOOK_ALLOW_PRIVATE";
@@ -279,48 +281,6 @@ async fn resolve_public(
     Ok(Box::new(addrs.into_iter()))
 }
 
-/// `t=<unix>,v1=<hex hmac>` for a body signed at `timestamp`.
-pub fn signature_header(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", sign(secret, timestamp, body))
-}
-
-/// Hex HMAC-SHA256 of `"<timestamp>.<body>"` under `secret`.
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any size");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Verifies a `Parley-Signature` header (for receivers and tests), in constant time.
-pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", s)) => signatures.push(s.to_owned()),
-            _ => {}
-        }
-    }
-    let Some(timestamp) = timestamp else {
-        return false;
-    };
-    signatures.iter().any(|s| {
-        let Ok(expected) = hex::decode(s) else {
-            return false;
-        };
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-            .expect("HMAC accepts keys of any size");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.verify_slice(&expected).is_ok()
-    })
-}
-
 /// One POST to make.
 #[derive(Debug, Clone)]
 pub struct WebhookRequest<'a> {
@@ -419,14 +379,20 @@ impl WebhookSender {
             return Err(AttemptError::Refused(ip));
         }
         let timestamp = chrono::Utc::now().timestamp();
+        let id = signing::message_id(request.subscription_id, request.idempotency_key);
+        let signature = signing::signature(
+            &signing::signing_key(request.secret),
+            &id,
+            timestamp,
+            &request.body.bytes,
+        );
         let mut builder = self
             .client
             .post(request.url.clone())
             .header(reqwest::header::CONTENT_TYPE, request.body.content_type)
-            .header(
-                "Parley-Signature",
-                signature_header(request.secret, timestamp, &request.body.bytes),
-            )
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
             .header("Parley-Idempotency-Key", request.idempotency_key)
             .header("Parley-Subscription-Id", request.subscription_id)
             .header("Parley-Sequence", request.sequence.to_string())
@@ -526,16 +492,6 @@ mod tests {
             check_url("https://user:pw@example.com/", true).await,
             Err(WebhookError::InvalidUrl { .. })
         ));
-    }
-
-    #[test]
-    fn signatures_verify_and_detect_tampering() {
-        let header = signature_header("whsec_x", 1_700_000_000, b"{\"a\":1}");
-        assert!(header.starts_with("t=1700000000,v1="));
-        assert!(verify("whsec_x", &header, b"{\"a\":1}"));
-        assert!(!verify("whsec_x", &header, b"{\"a\":2}"));
-        assert!(!verify("whsec_y", &header, b"{\"a\":1}"));
-        assert!(!verify("whsec_x", "v1=00", b"{\"a\":1}"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use parley_domain::{Event, aggregate};
 use parley_log::sqlite::SqliteLog;
 use parley_log::{AggregateRef, EventLog, ExpectedVersion};
 use parley_notify::{
-    DeliveryOptions, Notify, NotifyGrpc, NotifyStart, SecretKey, WebhookConfig, webhook,
+    DeliveryOptions, Notify, NotifyGrpc, NotifyStart, SecretKey, WebhookConfig, signing, webhook,
 };
 use parley_runtime::ShutdownSignal;
 use parley_runtime::{EnvelopeBuilder, append_events};
@@ -28,6 +28,8 @@ use tonic::{Code, Request};
 #[derive(Debug, Clone)]
 struct Received {
     key: String,
+    id: String,
+    timestamp: i64,
     signature: String,
     attempt: u32,
     body: Bytes,
@@ -77,7 +79,9 @@ impl Receiver {
                     };
                     state.seen.lock().unwrap().push(Received {
                         key: header("parley-idempotency-key"),
-                        signature: header("parley-signature"),
+                        id: header("webhook-id"),
+                        timestamp: header("webhook-timestamp").parse().unwrap_or(0),
+                        signature: header("webhook-signature"),
                         attempt: header("parley-attempt").parse().unwrap_or(0),
                         body,
                         status: status.as_u16(),
@@ -327,7 +331,7 @@ async fn subscriptions_survive_a_restart_and_secrets_stay_sealed() {
         .create_subscription(Request::new(CreateSubscriptionRequest {
             webhook: Some(Webhook {
                 url: "http://127.0.0.1:9/hook".into(),
-                secret: "whsec_topsecret".into(),
+                secret: "whsec_dG9wIHNlY3JldCwgdG9wIHNlY3JldCwgdG9wIHNlY3JldA==".into(),
                 format: WebhookFormat::Slack as i32,
             }),
             ..webhook_request(String::new(), "type = ceasefire_*", WebhookFormat::Slack)
@@ -335,7 +339,10 @@ async fn subscriptions_survive_a_restart_and_secrets_stay_sealed() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(hook.webhook_secret, "whsec_topsecret");
+    assert_eq!(
+        hook.webhook_secret,
+        "whsec_dG9wIHNlY3JldCwgdG9wIHNlY3JldCwgdG9wIHNlY3JldA=="
+    );
     let hook_id = hook.subscription.unwrap().subscription_id;
     let stream = grpc
         .create_subscription(Request::new(CreateSubscriptionRequest {
@@ -394,7 +401,7 @@ async fn subscriptions_survive_a_restart_and_secrets_stay_sealed() {
     while let Some(record) = all.next().await {
         let record = record.unwrap();
         assert!(
-            !String::from_utf8_lossy(&record.payload).contains("topsecret"),
+            !String::from_utf8_lossy(&record.payload).contains("dG9wIHNlY3JldC"),
             "secret in clear at sequence {}",
             record.sequence
         );
@@ -417,7 +424,7 @@ async fn subscriptions_survive_a_restart_and_secrets_stay_sealed() {
     let stored = running.notify.subscriptions().get(&hook_id).unwrap();
     assert_eq!(
         key().open(&hook_id, &stored.sealed_secret).unwrap(),
-        "whsec_topsecret"
+        "whsec_dG9wIHNlY3JldCwgdG9wIHNlY3JldCwgdG9wIHNlY3JldA=="
     );
     running.stop().await;
 }
@@ -471,11 +478,18 @@ async fn webhook_retries_until_it_succeeds_signed_and_in_order() {
     );
     for r in &seen {
         assert!(
-            webhook::verify(&secret, &r.signature, &r.body),
+            signing::verify(&secret, &r.id, r.timestamp, &r.signature, &r.body),
             "bad signature {}",
             r.signature
         );
-        assert!(!webhook::verify("whsec_wrong", &r.signature, &r.body));
+        assert!(r.id.ends_with(&format!(":{}", r.key)), "{}", r.id);
+        assert!(!signing::verify(
+            &signing::generate_secret(),
+            &r.id,
+            r.timestamp,
+            &r.signature,
+            &r.body
+        ));
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["idempotency_key"], r.key.as_str());
     }

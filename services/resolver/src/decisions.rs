@@ -52,6 +52,23 @@ pub fn aggregate_of(decision: &Decision) -> Result<AggregateRef, LogError> {
     AggregateRef::new(kind, ids::subject_token(id))
 }
 
+/// Counts a talks decision just appended in `parley_talks_events_total`,
+/// labelled with its kind and, where the decision carries it, its type
+/// (a retraction names only the event: type `unknown`).
+pub fn count_talks_decision(decision: &Decision) {
+    let (kind, event_type) = match decision {
+        Decision::RecordEvent { event } => ("recorded", event.event_type.as_str()),
+        Decision::CorroborateEvent { reported_type, .. } => {
+            ("corroborated", reported_type.as_str())
+        }
+        Decision::AmendEvent { event, .. } => ("amended", event.event_type.as_str()),
+        Decision::RetractEvent { .. } => ("retracted", "unknown"),
+        _ => return,
+    };
+    metrics::counter!("parley_talks_events_total", "type" => event_type, "kind" => kind)
+        .increment(1);
+}
+
 /// The log event recording a decision.
 pub fn decision_to_event(decision: &Decision) -> Event {
     match decision {

@@ -343,6 +343,9 @@ impl ResolverState {
             if !appended.duplicate {
                 metrics::counter!("parley_events_appended_total", "service" => "resolver")
                     .increment(group.len() as u64);
+                group
+                    .iter()
+                    .for_each(crate::decisions::count_talks_decision);
             }
         }
         self.catch_up().await?;
