@@ -650,7 +650,7 @@ async fn bad_settings_and_data_directories_stop_parley_up_with_a_message_naming_
     assert_eq!(
         output.trim_end(),
         format!(
-            "parley: data directory {}: {} was written by a newer Parley (schema version 99, this build knows up to 1); upgrade Parley or use another data directory. Nothing was changed.",
+            "parley: data directory {}: {} was written by a newer Parley (schema version 99, this build knows up to 2); upgrade Parley or use another data directory. Nothing was changed.",
             newer.display(),
             newer.join("log.sqlite3").display()
         )

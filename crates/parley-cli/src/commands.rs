@@ -34,6 +34,8 @@ enum Command {
     Up(Box<crate::up::UpArgs>),
     /// Stored subscriptions: create, list, pause, resume, delete, dead letters, redrive.
     Subscriptions(crate::subscriptions::SubscriptionsArgs),
+    /// Check the embedded log (or a JetStream stream), or salvage a damaged one.
+    Log(crate::logcmd::LogArgs),
     /// Query known events: list, show one with its versions and sources, export as JSONL or CSV.
     Events(crate::events::EventsArgs),
     /// Extract events and entities from files offline and print them.
@@ -134,6 +136,7 @@ impl Cli {
         crate::rpc::set_security(self.security);
         match self.command {
             Command::Events(args) => crate::events::run(args).await,
+            Command::Log(args) => crate::logcmd::run(args).await,
             Command::Up(args) => crate::up::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Subscriptions(args) => crate::subscriptions::run(args).await,
             Command::Extract {

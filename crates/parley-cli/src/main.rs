@@ -3,6 +3,7 @@
 //! - `parley up [--demo] [--watch DIR] [--feed URL]` runs the whole system in one process;
 //! - `parley extract --jsonl FILE...` runs the extraction pipeline offline;
 //! - `parley ingest --server URL FILE|DIR...` submits documents to a running system, paced to its rate limit;
+//! - `parley log verify|salvage` checks the embedded log or copies what is readable out of a damaged one;
 //! - `parley subscribe --server URL [--filter EXPR] [--from SEQ|TIME|new]` prints events as they arrive.
 //!
 //! Owns: the command line and `parley up` (the three services as tasks of
@@ -13,6 +14,7 @@ mod commands;
 mod display;
 mod events;
 mod ingest;
+mod logcmd;
 mod offline;
 mod output;
 mod rpc;

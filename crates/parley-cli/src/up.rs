@@ -257,6 +257,7 @@ async fn open_log(
             ))
         }
         None => {
+            warn_if_log_deleted(&args.data);
             let data = args.data.clone();
             let log = tokio::task::spawn_blocking(move || SqliteLog::open(&data)).await??;
             Ok((
@@ -268,6 +269,37 @@ async fn open_log(
     }
 }
 
+/// Says loudly when the data directory lost its log but kept what was
+/// built from it (the read models under `state/`, the webhook secret key):
+/// the log about to be created is a new, empty one.
+fn warn_if_log_deleted(data: &std::path::Path) {
+    let log = data.join(parley_log::sqlite::DATABASE_FILE);
+    if log.exists() {
+        return;
+    }
+    let left: Vec<String> = ["state", SECRET_KEY_FILE]
+        .iter()
+        .map(|name| data.join(name))
+        .filter(|path| path.exists())
+        .map(|path| path.display().to_string())
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    let message = format!(
+        "{} is missing but {} remain: the log was deleted or moved. Starting a NEW, EMPTY log: \
+         its history is gone, and the read models are rebuilt from the empty log. If the log \
+         was moved by mistake, stop now and put it back",
+        log.display(),
+        left.join(" and ")
+    );
+    tracing::warn!("{message}");
+    eprintln!("parley up: WARNING: {message}");
+}
+
+/// The webhook secret key's file in the data directory.
+const SECRET_KEY_FILE: &str = "notify-secret.key";
+
 /// The key sealing webhook secrets when `PARLEY_NOTIFY_SECRET_KEY` is not
 /// set: random, created once, kept in the data directory (owner-only; beside
 /// the embedded log, or alone there with `--nats`), so webhooks work out of
@@ -276,7 +308,7 @@ fn local_secret_key(data: &std::path::Path) -> anyhow::Result<parley_notify::sec
     use std::io::Read;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create the data directory {}", data.display()))?;
-    let path = data.join("notify-secret.key");
+    let path = data.join(SECRET_KEY_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

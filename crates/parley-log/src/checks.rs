@@ -19,7 +19,7 @@ pub(crate) fn check_append(request: &AppendRequest, max_payload: usize) -> Resul
         });
     }
     if request.msg_id.is_empty() {
-        return Err(LogError::Backend(
+        return Err(LogError::InvalidRequest(
             "an append needs a non-empty msg id".into(),
         ));
     }
@@ -28,7 +28,7 @@ pub(crate) fn check_append(request: &AppendRequest, max_payload: usize) -> Resul
         .iter()
         .find(|(name, _)| name.is_empty() || is_reserved_header(name))
     {
-        return Err(LogError::Backend(format!(
+        return Err(LogError::InvalidRequest(format!(
             "header {name:?}: empty names and the Nats- prefix are reserved"
         )));
     }
@@ -49,7 +49,7 @@ pub(crate) fn check_consumer_name(name: &str) -> Result<(), LogError> {
     if valid {
         Ok(())
     } else {
-        Err(LogError::Backend(format!(
+        Err(LogError::InvalidRequest(format!(
             "{name:?} is not a valid durable name (use [A-Za-z0-9_-])"
         )))
     }

@@ -35,7 +35,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 
-pub use error::LogError;
+pub use error::{ErrorClass, LogError};
 
 /// A boxed stream of records, as returned by reads and subscriptions.
 pub type RecordStream = Pin<Box<dyn Stream<Item = Result<LogRecord, LogError>> + Send>>;
@@ -365,4 +365,9 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Largest payload one record may carry; bigger bodies go to the object store.
     fn max_payload(&self) -> usize;
+
+    /// This log's identity, stable while the log exists and different for
+    /// a log deleted and created again (or salvaged): read models record it
+    /// and are rebuilt, with a warning, when they come from another log.
+    fn log_id(&self) -> String;
 }

@@ -375,3 +375,41 @@ async fn three_node_cluster_survives_a_node_loss() {
         Some(version)
     );
 }
+
+/// Messages deleted from the stream are missing records: connecting
+/// refuses the stream, naming the first missing sequence and every deleted
+/// one, until the operator acknowledges exactly that loss.
+#[tokio::test]
+async fn a_stream_with_deleted_messages_is_refused_until_the_loss_is_acknowledged() {
+    let (server, log) = start().await;
+    let aggregate = AggregateRef::new("article", unique("gap")).unwrap();
+    for i in 0..10 {
+        log.append(request(&aggregate, ExpectedVersion::Any, &unique("m"), &i.to_string()))
+            .await
+            .unwrap();
+    }
+    let mut stream = log.context().get_stream("PARLEY").await.unwrap();
+    for sequence in [4, 7] {
+        assert!(stream.delete_message(sequence).await.unwrap());
+    }
+    let _ = stream.info().await;
+
+    let check = log.check_stream().await.unwrap();
+    assert_eq!(check.missing(), 2, "{check}");
+    let error = JetStreamLog::connect(JetStreamConfig::new(server.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, LogError::Corrupt { sequence: Some(4), .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("stream PARLEY at nats://"), "{message}");
+    assert!(message.contains("2 of 10 records are missing"), "{message}");
+    assert!(message.contains("deleted: 4, 7"), "{message}");
+    assert!(message.contains("PARLEY_ACCEPT_MISSING_RECORDS=2"), "{message}");
+
+    let mut acknowledged = JetStreamConfig::new(server.url());
+    acknowledged.accept_missing = 2;
+    JetStreamLog::connect(acknowledged).await.unwrap();
+}

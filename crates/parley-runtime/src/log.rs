@@ -52,6 +52,11 @@ pub struct LogArgs {
     /// PEM private key of --nats-tls-cert.
     #[arg(long, env = "PARLEY_NATS_TLS_KEY", requires = "nats_tls_cert")]
     pub nats_tls_key: Option<PathBuf>,
+    /// Records the stream may be missing (deleted, or removed from its
+    /// start) before the service refuses to start: 0 refuses any loss; set
+    /// it to the count the refusal reports to acknowledge a known loss.
+    #[arg(long, env = "PARLEY_ACCEPT_MISSING_RECORDS", default_value_t = 0)]
+    pub accept_missing_records: u64,
 }
 
 impl Default for LogArgs {
@@ -69,6 +74,7 @@ impl Default for LogArgs {
             nats_tls_ca: None,
             nats_tls_cert: None,
             nats_tls_key: None,
+            accept_missing_records: 0,
         }
     }
 }
@@ -210,6 +216,7 @@ impl LogArgs {
         config.replicas = self.stream_replicas;
         config.credentials_file = self.nats_creds.clone();
         config.require_tls = self.nats_require_tls;
+        config.accept_missing = self.accept_missing_records;
         config
     }
 

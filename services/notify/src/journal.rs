@@ -225,16 +225,18 @@ impl Default for Journal {
     /// When SQLite cannot create a temporary database (no writable temp dir);
     /// use [`Journal::open`] to handle that.
     fn default() -> Self {
-        Self::open(None).expect("cannot create the notify journal's temporary database")
+        Self::open(None, "").expect("cannot create the notify journal's temporary database")
     }
 }
 
 impl Journal {
     /// An empty journal: in `state_dir` (created if needed, previous content
     /// discarded) or, without one, in a private temporary file.
-    pub fn open(state_dir: Option<&Path>) -> Result<Self, JournalError> {
+    /// `log_id` names the log it is built from (a leftover file built from
+    /// another log is reported when discarded).
+    pub fn open(state_dir: Option<&Path>, log_id: &str) -> Result<Self, JournalError> {
         let parley_log::read_model::ReadModelFile { conn, lock } =
-            parley_log::read_model::open_read_model(state_dir, FILE_NAME, PAGE_CACHE_KIB)?;
+            parley_log::read_model::open_read_model(state_dir, FILE_NAME, PAGE_CACHE_KIB, log_id)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             db: Mutex::new(conn),
@@ -835,7 +837,7 @@ mod tests {
     }
 
     async fn replayed(log: &parley_log::sqlite::SqliteLog, dir: Option<&Path>) -> Journal {
-        let journal = Journal::open(dir).unwrap();
+        let journal = Journal::open(dir, "test").unwrap();
         let stream = log
             .read(
                 StartAt::Beginning,
@@ -855,7 +857,7 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
 
         // Live: followed record by record, in a state directory.
-        let live = Journal::open(Some(state.path())).unwrap();
+        let live = Journal::open(Some(state.path()), "test").unwrap();
         let mut records = log
             .read(
                 StartAt::Beginning,
@@ -874,7 +876,7 @@ mod tests {
 
         // A second process cannot use the same folder while the first lives.
         assert!(matches!(
-            Journal::open(Some(state.path())),
+            Journal::open(Some(state.path()), "test"),
             Err(JournalError::Locked(_))
         ));
         drop(live);
@@ -886,7 +888,7 @@ mod tests {
         drop(reopened);
 
         // A leftover complete file from another log is not trusted either.
-        let other = Journal::open(Some(state.path())).unwrap();
+        let other = Journal::open(Some(state.path()), "test").unwrap();
         other.apply(&decoded(0)).unwrap();
         drop(other);
         let rebuilt = replayed(&log, Some(state.path())).await;

@@ -150,7 +150,7 @@ impl Notify {
         start: NotifyStart,
         shutdown: ShutdownSignal,
     ) -> anyhow::Result<Self> {
-        let journal = Arc::new(Journal::open(start.state_dir.as_deref())?);
+        let journal = Arc::new(Journal::open(start.state_dir.as_deref(), &log.log_id())?);
         let subscriptions = Arc::new(Subscriptions::new(log.clone()));
         let mut records = log
             .read(StartAt::Beginning, followed(), ReadMode::ToEnd)

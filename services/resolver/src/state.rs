@@ -97,7 +97,7 @@ impl ResolverState {
         kb: &parley_kb::KnowledgeBase,
         state_dir: Option<&Path>,
     ) -> Result<Self, StoreError> {
-        let file = StateFile::open(state_dir)?;
+        let file = StateFile::open(state_dir, &log.log_id())?;
         Ok(Self {
             log,
             inner: Mutex::new(Inner {

@@ -96,9 +96,11 @@ impl std::fmt::Debug for StateFile {
 impl StateFile {
     /// An empty state: in `state_dir` (created if needed, previous content
     /// discarded) or, without one, in a private temporary file.
-    pub fn open(state_dir: Option<&Path>) -> Result<Self, StoreError> {
+    /// `log_id` names the log it is built from (a leftover file built from
+    /// another log is reported when discarded).
+    pub fn open(state_dir: Option<&Path>, log_id: &str) -> Result<Self, StoreError> {
         let parley_log::read_model::ReadModelFile { conn, lock } =
-            parley_log::read_model::open_read_model(state_dir, FILE_NAME, PAGE_CACHE_KIB)?;
+            parley_log::read_model::open_read_model(state_dir, FILE_NAME, PAGE_CACHE_KIB, log_id)?;
         let lock = lock.map(Arc::new);
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
@@ -269,10 +271,10 @@ mod tests {
     #[test]
     fn events_sources_and_documents_round_trip_and_a_state_dir_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
-        let file = StateFile::open(Some(dir.path())).unwrap();
+        let file = StateFile::open(Some(dir.path()), "test").unwrap();
         // A second process cannot share the folder.
         assert!(matches!(
-            StateFile::open(Some(dir.path())),
+            StateFile::open(Some(dir.path()), "test"),
             Err(StoreError::Locked(_))
         ));
         let mut events = file.events();
@@ -296,7 +298,7 @@ mod tests {
 
         // Reopened (even over a damaged file): empty, to be rebuilt from the log.
         std::fs::write(dir.path().join(FILE_NAME), b"garbage").unwrap();
-        let file = StateFile::open(Some(dir.path())).unwrap();
+        let file = StateFile::open(Some(dir.path()), "test").unwrap();
         assert_eq!(file.events().load("evt-1").unwrap(), None);
         assert!(!file.is_handled("x1").unwrap());
         assert_eq!(file.document_count().unwrap(), 0);
@@ -304,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_failing_file_is_a_typed_error_not_an_exit() {
-        let file = StateFile::open(None).unwrap();
+        let file = StateFile::open(None, "test").unwrap();
         let mut events = file.events();
         events.save(&event("evt-1")).unwrap();
         // A damaged entry is corrupt.

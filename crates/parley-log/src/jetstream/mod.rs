@@ -19,6 +19,9 @@ mod append;
 mod blobs;
 mod consumer;
 mod read;
+mod verify;
+
+pub use verify::StreamCheck;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,6 +74,10 @@ pub struct JetStreamConfig {
     /// Whether a consumer's `ack` waits for the server to confirm it. Slower
     /// (one round trip per record) but an acked record is never redelivered.
     pub confirm_acks: bool,
+    /// Records the stream may be missing (deleted or removed from its
+    /// start) before connecting is refused: 0 refuses any gap; after
+    /// reading the report, an operator acknowledges a known loss with its count.
+    pub accept_missing: u64,
     /// NATS credentials file (`.creds`), if the server requires one.
     pub credentials_file: Option<PathBuf>,
     /// Require TLS to the server.
@@ -92,6 +99,7 @@ impl JetStreamConfig {
             request_timeout: Duration::from_secs(10),
             max_ack_inflight: 1024,
             confirm_acks: true,
+            accept_missing: 0,
             credentials_file: None,
             require_tls: false,
         }
@@ -205,7 +213,7 @@ impl JetStreamLog {
                 .map_err(|e| backend("creating the blob bucket", e))?,
         };
 
-        Ok(Self {
+        let log = Self {
             inner: Arc::new(Inner {
                 server_version: info.version.clone(),
                 config,
@@ -215,7 +223,9 @@ impl JetStreamLog {
                 blobs,
                 max_payload,
             }),
-        })
+        };
+        log.refuse_unaccepted_gaps().await?;
+        Ok(log)
     }
 
     /// The underlying NATS client (for health checks and benchmarks).
@@ -236,6 +246,17 @@ impl JetStreamLog {
     /// Version string the server reported.
     pub fn server_version(&self) -> &str {
         &self.inner.server_version
+    }
+
+    /// This log's identity: the stream's name and creation time, so a stream
+    /// deleted and created again is another log.
+    pub fn log_id(&self) -> String {
+        let created = self.inner.stream.cached_info().created;
+        format!(
+            "{}@{}",
+            self.inner.config.stream_name,
+            created.unix_timestamp_nanos()
+        )
     }
 
     /// Subject of an aggregate: `<prefix>.<kind>.<id>`.
@@ -295,6 +316,10 @@ impl EventLog for JetStreamLog {
 
     fn max_payload(&self) -> usize {
         self.inner.max_payload
+    }
+
+    fn log_id(&self) -> String {
+        JetStreamLog::log_id(self)
     }
 }
 

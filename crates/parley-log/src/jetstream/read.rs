@@ -290,9 +290,9 @@ fn to_chrono(time: time::OffsetDateTime) -> DateTime<Utc> {
 fn to_offset(time: DateTime<Utc>) -> Result<time::OffsetDateTime, LogError> {
     let nanos = time
         .timestamp_nanos_opt()
-        .ok_or_else(|| LogError::Backend(format!("time {time} is out of range")))?;
+        .ok_or_else(|| LogError::InvalidRequest(format!("time {time} is out of range")))?;
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-        .map_err(|e| LogError::Backend(format!("time {time}: {e}")))
+        .map_err(|e| LogError::InvalidRequest(format!("time {time}: {e}")))
 }
 
 fn direct_get_error(what: &str, error: async_nats::jetstream::stream::DirectGetError) -> LogError {

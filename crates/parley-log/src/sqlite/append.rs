@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::row::encode_headers;
+use super::meta::store_head;
+use super::row::{checksum, encode_headers};
 use super::{MAX_PAYLOAD, SqliteLog, now_nanos};
 use crate::checks::{check_append, describe_expected};
 use crate::{AggregateRef, AppendRequest, Appended, ExpectedVersion, LogError};
@@ -64,6 +65,9 @@ impl SqliteLog {
                     .into_iter()
                     .map(|request| request.and_then(|r| append_one(&tx, &mut next, &r)))
                     .collect();
+                if next.0 != writer.last_sequence {
+                    store_head(&tx, next.0)?;
+                }
                 tx.commit()?;
                 (writer.last_sequence, writer.last_time) = next;
                 Ok((results, next.0))
@@ -75,19 +79,7 @@ impl SqliteLog {
                 results
             }
             // Nothing was committed: every request failed the same way.
-            Err(e) => {
-                let transient = e.is_transient();
-                let message = e.to_string();
-                (0..count)
-                    .map(|_| {
-                        Err(if transient {
-                            LogError::Unavailable(message.clone())
-                        } else {
-                            LogError::Backend(message.clone())
-                        })
-                    })
-                    .collect()
-            }
+            Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
         }
     }
 }
@@ -142,9 +134,18 @@ fn append_one(
     }
     let sequence = next.0 + 1;
     let time = now_nanos().max(next.1);
+    let checksum = checksum(
+        sequence,
+        request.aggregate.kind.as_bytes(),
+        request.aggregate.id.as_bytes(),
+        request.msg_id.as_bytes(),
+        &request.headers,
+        &request.payload,
+        time,
+    );
     tx.prepare_cached(
-        "INSERT INTO events (seq, kind, agg_id, msg_id, headers, payload, recorded_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (seq, kind, agg_id, msg_id, headers, payload, recorded_at, checksum) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         sequence as i64,
@@ -153,7 +154,8 @@ fn append_one(
         request.msg_id,
         request.headers,
         &request.payload[..],
-        time
+        time,
+        i64::from(checksum)
     ])?;
     *next = (sequence, time);
     Ok(Appended {

@@ -265,10 +265,11 @@ impl SqliteConsumer {
                 .await?;
             state.counted_to = committed;
         }
-        let records = self
+        let scan = self
             .log
             .range(state.scanned + 1, committed, state.kinds.clone(), limit)
             .await?;
+        let records = scan.records;
         state.unscanned = state.unscanned.saturating_sub(records.len() as u64);
         let sequences: Vec<i64> = records.iter().map(|r| r.sequence as i64).collect();
         if !sequences.is_empty() {
@@ -290,10 +291,7 @@ impl SqliteConsumer {
                 })
                 .await?;
         }
-        state.scanned = match records.last() {
-            Some(last) if records.len() == limit => last.sequence,
-            _ => committed,
-        };
+        state.scanned = scan.scanned_to;
         state.fresh.extend(records);
         Ok(())
     }
@@ -330,6 +328,7 @@ impl SqliteConsumer {
             .log
             .range(sequence, sequence, Arc::from([]), 1)
             .await?
+            .records
             .pop();
         let Some(record) = found else {
             state.in_flight.remove(&sequence);

@@ -9,10 +9,20 @@
 //!   power loss. `PRAGMA user_version` holds the schema version.
 //!
 //! Tables: `events` (the log: `seq` is the global sequence, `msg_id` is
-//! unique, which deduplicates forever rather than within a window),
-//! `consumers` (each durable consumer's cursor: the highest contiguous
-//! settled sequence), `consumer_records` (per-record delivery state above the
-//! cursor) and `blobs` (content-addressed bodies).
+//! unique, which deduplicates forever rather than within a window, and
+//! `checksum` a CRC-32 of the record's fields and sequence), `consumers`
+//! (each durable consumer's cursor: the highest contiguous settled
+//! sequence), `consumer_records` (per-record delivery state above the
+//! cursor), `blobs` (content-addressed bodies) and `meta` (the log's id, its
+//! head and the sequences a salvage lost: see `meta.rs`).
+//!
+//! A damaged log is never silently shorter: [`SqliteLog::open`] runs bounded
+//! checks and refuses a log that does not verify, every record read is
+//! checked against its checksum, and a read that finds a sequence missing
+//! before the head fails naming the file, the first bad sequence and how
+//! many records are unreadable ([`verify`] tells how, and what each check
+//! costs). [`verify`] and [`salvage`] are the repair path (`parley log
+//! verify`, `parley log salvage`).
 //!
 //! Every SQLite call runs on tokio's blocking pool. Writes go through one
 //! connection behind a mutex, so appends are serialised and each append (or
@@ -24,8 +34,15 @@
 mod append;
 mod blobs;
 mod consumer;
+mod meta;
 mod read;
 mod row;
+mod salvage;
+mod verify;
+
+pub use meta::Lost;
+pub use salvage::{SalvageReport, salvage};
+pub use verify::{LostRecords, VerifyReport, verify};
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -41,6 +58,7 @@ use rusqlite::Connection;
 use tokio::sync::watch;
 
 use consumer::ConsumerShared;
+use meta::Meta;
 
 use crate::{
     AggregateRef, AppendRequest, Appended, BlobRef, ConsumerOptions, DurableConsumer, EventLog,
@@ -58,7 +76,7 @@ pub const LOCK_FILE: &str = "LOCK";
 
 /// Schema version this build writes; a database with a higher one is refused
 /// (an older Parley must not guess at a newer layout).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Largest payload of one record; bigger bodies go to the blob table.
 pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
@@ -74,36 +92,6 @@ const BATCH: usize = 256;
 /// How long a connection waits for another one's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq         INTEGER PRIMARY KEY,
-    kind        TEXT    NOT NULL,
-    agg_id      TEXT    NOT NULL,
-    msg_id      TEXT    NOT NULL UNIQUE,
-    headers     BLOB    NOT NULL,
-    payload     BLOB    NOT NULL,
-    recorded_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_aggregate ON events (kind, agg_id, seq);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (recorded_at);
-CREATE TABLE IF NOT EXISTS consumers (
-    name   TEXT    PRIMARY KEY,
-    cursor INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consumer_records (
-    name       TEXT    NOT NULL,
-    seq        INTEGER NOT NULL,
-    deliveries INTEGER NOT NULL,
-    state      TEXT    NOT NULL CHECK (state IN ('delivered', 'acked', 'parked')),
-    PRIMARY KEY (name, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS blobs (
-    key  TEXT    PRIMARY KEY,
-    size INTEGER NOT NULL,
-    data BLOB    NOT NULL
-);
-";
-
 /// [`EventLog`] in a local SQLite database. Cheap to clone: clones share the
 /// connections; the directory lock is released when the last clone is dropped.
 #[derive(Clone)]
@@ -113,6 +101,11 @@ pub struct SqliteLog {
 
 struct Inner {
     dir: PathBuf,
+    /// The database file, named in errors.
+    path: PathBuf,
+    /// What the log knew about itself when opened (its head moves on in
+    /// `appended`).
+    meta: Meta,
     writer: Mutex<Writer>,
     reader: Mutex<Connection>,
     /// Last committed sequence; readers and consumers wait on it.
@@ -143,72 +136,20 @@ impl std::fmt::Debug for SqliteLog {
 
 impl SqliteLog {
     /// Opens (creating if needed) the log in `dir`: locks the directory,
-    /// checks the schema version, and creates the tables.
+    /// checks the schema version, creates or migrates the tables, and
+    /// verifies the file (see [`verify`]'s bounded checks).
     ///
     /// Fails with [`LogError::DataDir`] naming the directory when another
     /// process holds it, when it is not writable, or when a newer Parley
-    /// wrote the database (which is then left untouched).
+    /// wrote the database (which is then left untouched); with
+    /// [`LogError::Corrupt`] naming the file, the first bad sequence and how
+    /// many records are unreadable when the log does not verify.
     pub fn open(dir: &Path) -> Result<Self, LogError> {
+        let lock = lock_dir(dir)?;
         let data_dir_error = |reason: String| LogError::DataDir {
             dir: dir.display().to_string(),
             reason,
         };
-        if dir.exists() && !dir.is_dir() {
-            return Err(data_dir_error(
-                "exists but is not a directory; give a directory (it is created if missing)".into(),
-            ));
-        }
-        std::fs::create_dir_all(dir)
-            .map_err(|e| data_dir_error(format!("cannot create it: {e}")))?;
-
-        // The lock first: nothing below may touch a directory another
-        // process is using.
-        let lock_path = dir.join(LOCK_FILE);
-        // A refusal below removes a lock file this call created, so a
-        // refused directory is left exactly as it was found.
-        let lock_existed = lock_path.exists();
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| {
-                data_dir_error(format!(
-                    "not writable ({e}); choose a directory Parley may write to"
-                ))
-            })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
-                let holder = holder.trim();
-                let holder = if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {holder})")
-                };
-                return Err(data_dir_error(format!(
-                    "already locked by another `parley up`{holder}; stop it or use another data directory"
-                )));
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(data_dir_error(format!(
-                    "cannot lock {}: {e}",
-                    lock_path.display()
-                )));
-            }
-        }
-        // The lock file may pre-date a permission change: probe for real.
-        check_writable(dir).map_err(|e| {
-            data_dir_error(format!(
-                "not writable ({e}); choose a directory Parley may write to"
-            ))
-        })?;
-        // Who holds the lock, for the message a second process prints.
-        let _ = lock.set_len(0);
-        let _ = write!(lock, "{}", std::process::id());
-
         let path = dir.join(DATABASE_FILE);
         let db_error = |e: rusqlite::Error| data_dir_error(format!("{}: {e}", path.display()));
         let mut writer = Connection::open(&path).map_err(db_error)?;
@@ -218,9 +159,7 @@ impl SqliteLog {
             .map_err(db_error)?;
         if version > SCHEMA_VERSION {
             drop(writer);
-            if !lock_existed {
-                let _ = std::fs::remove_file(&lock_path);
-            }
+            lock.release_if_new();
             return Err(data_dir_error(format!(
                 "{} was written by a newer Parley (schema version {version}, this build knows up \
                  to {SCHEMA_VERSION}); upgrade Parley or use another data directory. Nothing was changed.",
@@ -229,30 +168,31 @@ impl SqliteLog {
         }
         let config_error = |e: String| data_dir_error(format!("{}: {e}", path.display()));
         configure(&writer, true).map_err(config_error)?;
-        if version < SCHEMA_VERSION {
-            // Version 0 is a new file; later versions will migrate here.
-            let tx = writer.transaction().map_err(db_error)?;
-            tx.execute_batch(SCHEMA).map_err(db_error)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(db_error)?;
-            tx.commit().map_err(db_error)?;
+        let in_file = |e: LogError| e.in_file(&path);
+        meta::create_or_migrate(&mut writer, version).map_err(in_file)?;
+        let meta = Meta::load(&writer).map_err(in_file)?;
+        if version > 0 {
+            verify::quick_check(&writer, &path, &meta)?;
         }
-        let (last_sequence, last_time): (i64, i64) = writer
+        verify::check_head(&writer, &meta).map_err(in_file)?;
+        let last_time: i64 = writer
             .query_row(
-                "SELECT coalesce(max(seq), 0), coalesce(max(recorded_at), 0) FROM events",
+                "SELECT coalesce(max(recorded_at), 0) FROM events",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| row.get(0),
             )
             .map_err(db_error)?;
 
         let reader = Connection::open(&path).map_err(db_error)?;
         configure(&reader, false).map_err(config_error)?;
 
-        let last_sequence = last_sequence as u64;
+        let last_sequence = meta.head;
         let (appended, _) = watch::channel(last_sequence);
         Ok(Self {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                path,
+                meta,
                 writer: Mutex::new(Writer {
                     conn: writer,
                     last_sequence,
@@ -261,9 +201,20 @@ impl SqliteLog {
                 reader: Mutex::new(reader),
                 appended,
                 consumers: Mutex::new(HashMap::new()),
-                _lock: lock,
+                _lock: lock.file,
             }),
         })
+    }
+
+    /// The random id this log was given when it was created (or salvaged):
+    /// read models record it, to tell when they were built from another log.
+    pub fn log_id(&self) -> &str {
+        &self.inner.meta.log_id
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
     }
 
     /// The data directory this log lives in.
@@ -280,7 +231,7 @@ impl SqliteLog {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut writer)
+            f(&mut writer).map_err(|e| e.in_file(&inner.path))
         })
         .await
         .map_err(|e| LogError::Backend(format!("storage task failed: {e}")))?
@@ -295,7 +246,7 @@ impl SqliteLog {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let reader = inner.reader.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&reader)
+            f(&reader).map_err(|e| e.in_file(&inner.path))
         })
         .await
         .map_err(|e| LogError::Backend(format!("storage task failed: {e}")))?
@@ -362,18 +313,135 @@ impl EventLog for SqliteLog {
     fn max_payload(&self) -> usize {
         MAX_PAYLOAD
     }
+
+    fn log_id(&self) -> String {
+        SqliteLog::log_id(self).to_string()
+    }
 }
 
+/// SQLite's errors by what a caller can do about them. The file is added by
+/// [`LogError::in_file`] where the connection is known.
 impl From<rusqlite::Error> for LogError {
     fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        let storage = |reason: String| LogError::Storage {
+            file: String::new(),
+            reason,
+        };
+        let corrupt = |reason: String| LogError::Corrupt {
+            file: String::new(),
+            sequence: None,
+            reason,
+        };
         match error.sqlite_error_code() {
             // Another connection holds the lock for longer than the busy timeout.
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 LogError::Unavailable(format!("sqlite: {error}"))
             }
-            _ => LogError::Backend(format!("sqlite: {error}")),
+            Some(ErrorCode::DiskFull) => storage(format!(
+                "the disk is full ({error}); free space on it, then retry"
+            )),
+            Some(
+                ErrorCode::SystemIoFailure
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::PermissionDenied
+                | ErrorCode::OutOfMemory,
+            ) => storage(format!("sqlite: {error}")),
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                corrupt(format!("sqlite: {error}"))
+            }
+            _ => match error {
+                rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::Utf8Error(..) => {
+                    corrupt(format!("a stored value does not read back: {error}"))
+                }
+                _ => LogError::Backend(format!("sqlite: {error}")),
+            },
         }
     }
+}
+
+/// The exclusive lock of a data directory, held while its log is open.
+struct DirLock {
+    file: File,
+    path: PathBuf,
+    /// Whether the lock file was there before: a refusal removes one this
+    /// call created, so a refused directory is left as it was found.
+    existed: bool,
+}
+
+impl DirLock {
+    fn release_if_new(self) {
+        if !self.existed {
+            drop(self.file);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Creates `dir` if needed and takes its lock: nothing may touch a
+/// directory another process is using. Checks that it is writable.
+fn lock_dir(dir: &Path) -> Result<DirLock, LogError> {
+    let data_dir_error = |reason: String| LogError::DataDir {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(data_dir_error(
+            "exists but is not a directory; give a directory (it is created if missing)".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| data_dir_error(format!("cannot create it: {e}")))?;
+    let lock_path = dir.join(LOCK_FILE);
+    let existed = lock_path.exists();
+    let mut lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| {
+            data_dir_error(format!(
+                "not writable ({e}); choose a directory Parley may write to"
+            ))
+        })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(data_dir_error(format!(
+                "already locked by another `parley up`{holder}; stop it or use another data directory"
+            )));
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(data_dir_error(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            )));
+        }
+    }
+    // The lock file may pre-date a permission change: probe for real.
+    check_writable(dir).map_err(|e| {
+        data_dir_error(format!(
+            "not writable ({e}); choose a directory Parley may write to"
+        ))
+    })?;
+    // Who holds the lock, for the message a second process prints.
+    let _ = lock.set_len(0);
+    let _ = write!(lock, "{}", std::process::id());
+    Ok(DirLock {
+        file: lock,
+        path: lock_path,
+        existed,
+    })
 }
 
 /// Pragmas of every connection; only the writer switches the journal mode.

@@ -8,8 +8,9 @@ use futures::StreamExt;
 use rusqlite::{Connection, params, params_from_iter};
 use tokio::sync::watch;
 
+use super::meta::Meta;
 use super::row::{RECORD_COLUMNS, raw_record};
-use super::{BATCH, SqliteLog, to_nanos};
+use super::{BATCH, SqliteLog, to_nanos, verify};
 use crate::checks::check_filter;
 use crate::{AggregateRef, Filter, LogError, LogRecord, ReadMode, RecordStream, StartAt};
 
@@ -35,12 +36,13 @@ impl SqliteLog {
         aggregate: &AggregateRef,
     ) -> Result<Vec<LogRecord>, LogError> {
         let aggregate = AggregateRef::new(aggregate.kind.clone(), aggregate.id.clone())?;
+        let checksums_from = self.inner.meta.checksums_from;
         self.read_with(move |conn| {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM events WHERE kind = ?1 AND agg_id = ?2 ORDER BY seq"
             ))?;
             let rows = statement.query_map(params![aggregate.kind, aggregate.id], raw_record)?;
-            rows.map(|row| row?.into_record()).collect()
+            rows.map(|row| row?.check(checksums_from)).collect()
         })
         .await
     }
@@ -86,16 +88,32 @@ impl SqliteLog {
         Ok(records.boxed())
     }
 
-    /// Records with `first <= seq <= last` passing `kinds`, at most `limit`.
+    /// Records with `first <= seq <= last` passing `kinds`, at most
+    /// `limit`, each checked, and every sequence of the range accounted for
+    /// (see [`scan`]).
     pub(super) async fn range(
         &self,
         first: u64,
         last: u64,
         kinds: Arc<[String]>,
         limit: usize,
-    ) -> Result<Vec<LogRecord>, LogError> {
-        self.read_with(move |conn| query_range(conn, first, last, &kinds, limit))
-            .await
+    ) -> Result<Scan, LogError> {
+        let meta = self.inner.meta.clone();
+        let head = *self.inner.appended.borrow();
+        self.read_with(move |conn| {
+            scan(conn, first, last, &kinds, limit, &meta).map_err(|damage| match damage {
+                ScanError::Log(LogError::Corrupt {
+                    sequence: Some(sequence),
+                    reason,
+                    ..
+                })
+                | ScanError::Missing { sequence, reason } => {
+                    verify::damage(conn, &meta, sequence, head.max(last), &reason)
+                }
+                ScanError::Log(e) => e,
+            })
+        })
+        .await
     }
 }
 
@@ -140,14 +158,9 @@ impl Reader {
                 .range(self.next, upto, self.kinds.clone(), BATCH)
                 .await
             {
-                Ok(records) => {
-                    // A full batch may have more behind it; otherwise every
-                    // sequence up to `upto` has been looked at.
-                    self.next = match records.last() {
-                        Some(last) if records.len() == BATCH => last.sequence + 1,
-                        _ => upto + 1,
-                    };
-                    self.buffer.extend(records);
+                Ok(scan) => {
+                    self.next = scan.scanned_to + 1;
+                    self.buffer.extend(scan.records);
                 }
                 Err(e) => {
                     self.done = true;
@@ -202,22 +215,120 @@ pub(super) fn count_range(
     Ok(count as u64)
 }
 
-fn query_range(
+/// Rows one query looks at, matching the filter or not: bounds how long a
+/// filtered read holds the connection when few records match.
+const SCAN_ROWS: usize = 4 * BATCH;
+
+/// What [`scan`] read.
+pub(super) struct Scan {
+    /// The checked records passing the filter, in order.
+    pub(super) records: Vec<LogRecord>,
+    /// Every sequence up to this one was looked at.
+    pub(super) scanned_to: u64,
+}
+
+/// Why a scan stopped.
+pub(super) enum ScanError {
+    /// A record failed its checks (it names its sequence), or SQLite failed.
+    Log(LogError),
+    /// A sequence that must be there is not.
+    Missing { sequence: u64, reason: String },
+}
+
+impl From<LogError> for ScanError {
+    fn from(error: LogError) -> Self {
+        ScanError::Log(error)
+    }
+}
+
+impl From<rusqlite::Error> for ScanError {
+    fn from(error: rusqlite::Error) -> Self {
+        ScanError::Log(error.into())
+    }
+}
+
+/// Reads `first..=last` in sequence order, up to `limit` records passing
+/// `kinds`, checking every record it returns and that no sequence is
+/// missing in between: the log has no gaps but the `lost` ones a salvage
+/// recorded, so a row that does not come back (a damaged page cuts a table
+/// scan short without an error) is reported, never taken for the end.
+///
+/// Rows of other kinds are looked at (for the sequence check) without
+/// loading their headers and payloads.
+pub(super) fn scan(
     conn: &Connection,
     first: u64,
     last: u64,
     kinds: &[String],
     limit: usize,
-) -> Result<Vec<LogRecord>, LogError> {
+    meta: &Meta,
+) -> Result<Scan, ScanError> {
+    let wanted = kind_clause(kinds.len(), 3);
+    let columns = if kinds.is_empty() {
+        RECORD_COLUMNS.to_string()
+    } else {
+        let wanted = wanted.trim_start_matches(" AND ");
+        format!(
+            "seq, kind, agg_id, msg_id, CASE WHEN {wanted} THEN headers END, \
+             CASE WHEN {wanted} THEN payload END, recorded_at, checksum"
+        )
+    };
     let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM events WHERE seq >= ?1 AND seq <= ?2{} \
-         ORDER BY seq LIMIT {limit}",
-        kind_clause(kinds.len(), 3)
+        "SELECT {columns} FROM events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT {SCAN_ROWS}"
     );
     let mut statement = conn.prepare_cached(&sql)?;
     let parameters = range_parameters(first, last, kinds);
-    let rows = statement.query_map(params_from_iter(parameters), raw_record)?;
-    rows.map(|row| row?.into_record()).collect()
+    let mut expected = meta.lost.skip(first);
+    // SQLite failing mid-scan (a damaged page it notices) is the record it
+    // was about to return being unreadable.
+    let unreadable = |expected: u64| {
+        move |e: rusqlite::Error| ScanError::Missing {
+            sequence: expected,
+            reason: format!("does not read ({e})"),
+        }
+    };
+    let mut rows = statement
+        .query(params_from_iter(parameters))
+        .map_err(unreadable(expected))?;
+    let mut records = Vec::new();
+    let mut seen = 0;
+    while let Some(row) = rows.next().map_err(unreadable(expected))? {
+        seen += 1;
+        let raw = raw_record(row)?;
+        if raw.sequence != expected {
+            return Err(ScanError::Missing {
+                sequence: expected,
+                reason: format!("missing (the next readable record is {})", raw.sequence),
+            });
+        }
+        expected = meta.lost.skip(raw.sequence + 1);
+        let sequence = raw.sequence;
+        if kinds.is_empty() || raw.kind().is_some_and(|k| kinds.iter().any(|w| w == k)) {
+            records.push(raw.check(meta.checksums_from)?);
+            if records.len() == limit {
+                return Ok(Scan {
+                    records,
+                    scanned_to: sequence,
+                });
+            }
+        }
+        if seen == SCAN_ROWS {
+            return Ok(Scan {
+                records,
+                scanned_to: sequence,
+            });
+        }
+    }
+    if expected <= last {
+        return Err(ScanError::Missing {
+            sequence: expected,
+            reason: "missing (no record after it reads back)".into(),
+        });
+    }
+    Ok(Scan {
+        records,
+        scanned_to: last,
+    })
 }
 
 #[cfg(test)]
