@@ -384,9 +384,14 @@ async fn a_stream_with_deleted_messages_is_refused_until_the_loss_is_acknowledge
     let (server, log) = start().await;
     let aggregate = AggregateRef::new("article", unique("gap")).unwrap();
     for i in 0..10 {
-        log.append(request(&aggregate, ExpectedVersion::Any, &unique("m"), &i.to_string()))
-            .await
-            .unwrap();
+        log.append(request(
+            &aggregate,
+            ExpectedVersion::Any,
+            &unique("m"),
+            &i.to_string(),
+        ))
+        .await
+        .unwrap();
     }
     let mut stream = log.context().get_stream("PARLEY").await.unwrap();
     for sequence in [4, 7] {
@@ -400,14 +405,23 @@ async fn a_stream_with_deleted_messages_is_refused_until_the_loss_is_acknowledge
         .await
         .unwrap_err();
     assert!(
-        matches!(error, LogError::Corrupt { sequence: Some(4), .. }),
+        matches!(
+            error,
+            LogError::Corrupt {
+                sequence: Some(4),
+                ..
+            }
+        ),
         "{error:?}"
     );
     let message = error.to_string();
     assert!(message.contains("stream PARLEY at nats://"), "{message}");
     assert!(message.contains("2 of 10 records are missing"), "{message}");
     assert!(message.contains("deleted: 4, 7"), "{message}");
-    assert!(message.contains("PARLEY_ACCEPT_MISSING_RECORDS=2"), "{message}");
+    assert!(
+        message.contains("PARLEY_ACCEPT_MISSING_RECORDS=2"),
+        "{message}"
+    );
 
     let mut acknowledged = JetStreamConfig::new(server.url());
     acknowledged.accept_missing = 2;

@@ -5,7 +5,8 @@
 //! At open, in this order, bounded in cost:
 //! 1. SQLite's `PRAGMA quick_check` (page structure, record formats, NOT
 //!    NULL), only on files up to [`QUICK_CHECK_MAX_BYTES`]: it reads the
-//!    whole file, about 1 s per GiB here when the file is cached;
+//!    whole file, about 2.5 ms per MB measured here (BENCHMARKS.md), so a
+//!    few seconds at the bound;
 //! 2. the `meta` table reads back (log id, head, lost sequences);
 //! 3. `max(seq)` is the recorded head and `count(*)` is the head less the
 //!    lost sequences: two index lookups, whatever the size.
