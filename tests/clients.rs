@@ -819,6 +819,11 @@ async fn chat_formats_and_csv_carry_what_their_readers_need() -> anyhow::Result<
         header.ends_with(",sources,participants,modality"),
         "{header}"
     );
+    // Coordinates beside the venue, as GDELT users expect.
+    assert!(
+        header.contains(",venue_city,venue_country,lat,lon,"),
+        "{header}"
+    );
     assert!(csv.lines().count() >= 2, "{csv}");
     Ok(())
 }

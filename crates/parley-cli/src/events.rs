@@ -281,7 +281,7 @@ fn show_json(response: &pb::GetEventResponse) -> serde_json::Value {
     json
 }
 
-const CSV_HEADER: [&str; 20] = [
+const CSV_HEADER: [&str; 22] = [
     "event_id",
     "type",
     "status",
@@ -291,6 +291,8 @@ const CSV_HEADER: [&str; 20] = [
     "mediators",
     "venue_city",
     "venue_country",
+    "lat",
+    "lon",
     "scope",
     "version",
     "source_count",
@@ -327,6 +329,8 @@ fn csv_row(row: &HistoryEvent) -> Vec<String> {
         codes(&e.mediators),
         venue.city,
         venue.country,
+        venue.lat.map(|x| x.to_string()).unwrap_or_default(),
+        venue.lon.map(|x| x.to_string()).unwrap_or_default(),
         e.scope()
             .map(|s| enum_name(s.as_str_name(), "SCOPE_"))
             .collect::<Vec<_>>()
@@ -402,6 +406,13 @@ mod tests {
                     ..Default::default()
                 }],
                 modality: pb::Modality::Shuttle as i32,
+                venue: Some(pb::Venue {
+                    city: "Tartus".into(),
+                    country: "SYR".into(),
+                    lat: Some(34.88902),
+                    lon: Some(35.88659),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             first_sequence: 3,
@@ -412,8 +423,16 @@ mod tests {
         assert_eq!(cells.len(), CSV_HEADER.len());
         assert_eq!(cells[1], "ceasefire_agreed");
         assert_eq!(cells[5], "RUS;UKR");
-        assert_eq!(cells[14], "9");
-        assert_eq!(cells[18], "Rustem Umerov (UKR)");
-        assert_eq!(cells[19], "shuttle");
+        assert_eq!(cells[7..11], ["Tartus", "SYR", "34.88902", "35.88659"]);
+        assert_eq!(cells[16], "9");
+        assert_eq!(cells[20], "Rustem Umerov (UKR)");
+        assert_eq!(cells[21], "shuttle");
+        // No coordinates: empty cells, as for any unknown value.
+        let mut row = row;
+        if let Some(v) = row.event.as_mut().and_then(|e| e.venue.as_mut()) {
+            v.lat = None;
+            v.lon = None;
+        }
+        assert_eq!(csv_row(&row)[9..11], ["", ""]);
     }
 }

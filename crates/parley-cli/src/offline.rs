@@ -88,6 +88,8 @@ fn event_row(doc: &str, ev: &ResolvedEvent) -> Value {
         "mediators": e.mediator_codes(),
         "venue": e.venue.city,
         "venue_country": e.venue.country,
+        "venue_lat": e.venue.lat,
+        "venue_lon": e.venue.lon,
         "participants": e.participants.iter().map(|p| json!({
             "entity_id": p.entity_id,
             "name": p.name,

@@ -159,6 +159,8 @@ pub fn event_to_pb(e: &m::TalksEvent) -> pb::TalksEvent {
             city: e.venue.city.clone().unwrap_or_default(),
             country: e.venue.country.clone().unwrap_or_default(),
             place: e.venue.place.clone().unwrap_or_default(),
+            lat: e.venue.lat,
+            lon: e.venue.lon,
         }),
         participants: e
             .participants
@@ -205,6 +207,8 @@ pub fn event_from_pb(e: &pb::TalksEvent) -> Option<m::TalksEvent> {
             city: opt(&venue.city),
             country: opt(&venue.country),
             place: opt(&venue.place),
+            lat: venue.lat,
+            lon: venue.lon,
         },
         participants: e
             .participants
@@ -323,6 +327,8 @@ mod tests {
                 city: Some("Jeddah".into()),
                 country: Some("SAU".into()),
                 place: None,
+                lat: Some(21.54238),
+                lon: Some(39.19797),
             },
             participants: vec![m::Participant {
                 entity_id: "per-x".into(),

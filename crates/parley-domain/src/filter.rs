@@ -621,7 +621,7 @@ mod tests {
             venue: Some(Venue {
                 city: "Sharm el-Sheikh".into(),
                 country: "EGY".into(),
-                place: String::new(),
+                ..Default::default()
             }),
             scope: vec![Scope::Humanitarian as i32],
             ..Default::default()

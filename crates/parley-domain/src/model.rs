@@ -162,7 +162,11 @@ pub struct Actor {
 }
 
 /// Where talks take place (`parley.v1.Venue`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+///
+/// Equality and hashing compare the coordinates bit for bit (they come from
+/// the knowledge base, never from arithmetic, so the same city always has the
+/// same bits), which keeps `Venue` usable as a key.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Venue {
     /// City, English name.
     pub city: Option<String>,
@@ -170,6 +174,47 @@ pub struct Venue {
     pub country: Option<String>,
     /// Finer place ("Ciragan Palace"), if given.
     pub place: Option<String>,
+    /// Latitude of the city, decimal degrees (WGS 84), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    /// Longitude of the city, decimal degrees (WGS 84), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+}
+
+/// What `Venue` compares and hashes: its strings, and its coordinates as bits.
+type VenueKey<'a> = (
+    &'a Option<String>,
+    &'a Option<String>,
+    &'a Option<String>,
+    [Option<u64>; 2],
+);
+
+impl Venue {
+    /// The fields compared by `==` and hashed, coordinates as bits.
+    fn key(&self) -> VenueKey<'_> {
+        let bits = |x: Option<f64>| x.map(f64::to_bits);
+        (
+            &self.city,
+            &self.country,
+            &self.place,
+            [bits(self.lat), bits(self.lon)],
+        )
+    }
+}
+
+impl PartialEq for Venue {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Venue {}
+
+impl std::hash::Hash for Venue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
 }
 
 /// A person who took part (`parley.v1.Participant`).

@@ -254,6 +254,8 @@ pub(crate) fn finish_document(
                 city: Some(dl.city.clone()),
                 country: Some(dl.country.clone()),
                 place: None,
+                lat: dl.lat,
+                lon: dl.lon,
             };
         }
         if e.modality == Modality::Unspecified

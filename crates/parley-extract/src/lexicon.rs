@@ -12,6 +12,9 @@ use std::sync::Arc;
 /// built from trusted data at start-up, where SipHash would cost most of it.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// State -> city name -> (latitude, longitude).
+type Coordinates = FastMap<Arc<str>, FastMap<Arc<str>, (f64, f64)>>;
+
 /// What a dictionary form names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -74,6 +77,11 @@ pub struct Lexicon {
     /// First word (lower case) of a gazetteer-only form -> the longest such
     /// form's length in bytes: bounds the lookups at a capitalised word.
     town_starts: FastMap<String, usize>,
+    /// State -> city name -> (latitude, longitude) of every city the
+    /// knowledge base knows the coordinates of.
+    coordinates: Coordinates,
+    /// Organisation code -> alpha-3 of the state it belongs to or acts in.
+    org_states: FastMap<String, String>,
     /// Pattern texts (folded), for exact-case checks.
     patterns: Vec<String>,
     /// Surnames (folded, lower case) of knowledge-base people → person ids.
@@ -193,12 +201,18 @@ impl Lexicon {
         // Hand-listed cities first, then the gazetteer's by population: the
         // first city meaning of a form is its default reading.
         let mut states: FastMap<&str, Arc<str>> = FastMap::default();
+        let mut coordinates = Coordinates::default();
         for c in &kb.cities {
             let name: Arc<str> = Arc::from(c.name.as_str());
             let country = states
                 .entry(c.country.as_str())
                 .or_insert_with(|| Arc::from(c.country.as_str()))
                 .clone();
+            if let Some(at) = c.coordinates() {
+                // The first city of a name in a state (hand-listed, else the largest).
+                let in_state = coordinates.entry(country.clone()).or_default();
+                in_state.entry(name.clone()).or_insert(at);
+            }
             let t = || Target::City {
                 name: name.clone(),
                 country: country.clone(),
@@ -284,6 +298,12 @@ impl Lexicon {
             capitalised,
             towns,
             town_starts,
+            coordinates,
+            org_states: kb
+                .organisations
+                .iter()
+                .filter_map(|o| Some((o.code.clone(), o.country.clone()?)))
+                .collect(),
             patterns,
             surnames,
             people,
@@ -383,9 +403,10 @@ impl Lexicon {
     }
 
     /// States the document names (alpha-3 codes), from its dictionary hits:
-    /// names, aliases, seats and demonyms ("Lebanese"), and capitals that
-    /// name one city only ("Beirut"; "Tripoli" names no state, being the
-    /// question). Used to choose among same-named cities.
+    /// names, aliases, seats and demonyms ("Lebanese"), the states of the
+    /// organisations it names ("Hezbollah", "the Lebanese army": Lebanon),
+    /// and capitals that name one city only ("Beirut"; "Tripoli" names no
+    /// state, being the question). Used to choose among same-named cities.
     pub fn document_states(&self, hits: &[Hit]) -> HashSet<&str> {
         let mut out = HashSet::new();
         for h in hits {
@@ -395,10 +416,14 @@ impl Lexicon {
                 .filter(|e| matches!(e.target, Target::City { .. }))
                 .count();
             for e in entries {
-                if let Target::State(code) = &e.target
-                    && (e.via != Via::Capital || cities <= 1)
-                {
-                    out.insert(code.as_str());
+                match &e.target {
+                    Target::State(code) if e.via != Via::Capital || cities <= 1 => {
+                        out.insert(code.as_str());
+                    }
+                    Target::Org { code, .. } => {
+                        out.extend(self.org_states.get(code).map(String::as_str));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -410,6 +435,12 @@ impl Lexicon {
     /// finder lets a name run through.
     pub fn gazetteer_only(&self, pattern: usize) -> bool {
         self.capitalised[pattern]
+    }
+
+    /// Latitude and longitude of the city `name` in the state `country`, as
+    /// [`city_for`](Self::city_for) names it, when the knowledge base has them.
+    pub fn coordinates(&self, name: &str, country: &str) -> Option<(f64, f64)> {
+        self.coordinates.get(country)?.get(name).copied()
     }
 
     /// The city a pattern names in a document naming `states`: the first city

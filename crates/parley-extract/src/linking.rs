@@ -534,10 +534,15 @@ impl Extractor {
             }
             let venue = venue_city
                 .filter(|_| !matches!(t.kind, TriggerKind::Violation | TriggerKind::Ended))
-                .map(|c| Venue {
-                    city: Some(c.name.clone()),
-                    country: Some(c.country.clone()),
-                    place: None,
+                .map(|c| {
+                    let (lat, lon) = self.lex.coordinates(&c.name, &c.country).unzip();
+                    Venue {
+                        city: Some(c.name.clone()),
+                        country: Some(c.country.clone()),
+                        place: None,
+                        lat,
+                        lon,
+                    }
                 })
                 .unwrap_or_default();
             let evidence_text = char_text(doc, folded, ss, se);

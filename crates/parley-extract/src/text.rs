@@ -81,11 +81,19 @@ pub(crate) struct Sentence {
     pub(crate) headline: bool,
 }
 
-/// A leading "CITY, Country —" dateline.
+/// A leading "CITY, Country —" dateline: where the report was filed, the
+/// city a later "here" ("talks held here") refers to.
 pub(crate) struct Dateline {
+    /// Byte offset (folded text) just past the dateline.
     pub(crate) end: usize,
+    /// The city, as the knowledge base names it.
     pub(crate) city: String,
+    /// Alpha-3 of its state.
     pub(crate) country: String,
+    /// Latitude of the city, when the knowledge base has it.
+    pub(crate) lat: Option<f64>,
+    /// Longitude of the city, when the knowledge base has it.
+    pub(crate) lon: Option<f64>,
 }
 
 pub(crate) fn find_dateline(
@@ -104,10 +112,13 @@ pub(crate) fn find_dateline(
             let hits = lex.find(&title_case_word(city));
             for h in hits {
                 if let Some((name, country)) = lex.city_for(h.pattern, states) {
+                    let (lat, lon) = lex.coordinates(name, country).unzip();
                     return Some(Dateline {
                         end: offset + c.get(0).unwrap().end(),
                         city: name.to_owned(),
                         country: country.to_owned(),
+                        lat,
+                        lon,
                     });
                 }
             }
