@@ -9,10 +9,8 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use parley_domain::pb::ingest_service_client::IngestServiceClient;
 use parley_domain::pb::notify_service_client::NotifyServiceClient;
-use parley_domain::pb::{
-    SubscribeRequest, SubscribeResponse, UpdateKind, subscribe_request::Start,
-};
-use parley_domain::{convert, time};
+use parley_domain::pb::{SubscribeRequest, subscribe_request::Start};
+use parley_domain::{json, time};
 
 use crate::out;
 use crate::rpc::ServerArgs;
@@ -242,28 +240,6 @@ fn parse_start(from: &str) -> anyhow::Result<Start> {
     )))
 }
 
-/// JSON line for one delivery: the sequence, key and kind, and the event in the evaluation format's vocabulary.
-pub fn delivery_json(delivery: &SubscribeResponse) -> serde_json::Value {
-    let event = delivery
-        .event
-        .as_ref()
-        .and_then(convert::event_from_pb)
-        .map(|e| serde_json::to_value(e).unwrap_or_default())
-        .unwrap_or_default();
-    let kind = UpdateKind::try_from(delivery.kind)
-        .unwrap_or_default()
-        .as_str_name()
-        .trim_start_matches("UPDATE_KIND_")
-        .to_ascii_lowercase();
-    serde_json::json!({
-        "sequence": delivery.sequence,
-        "idempotency_key": delivery.idempotency_key,
-        "kind": kind,
-        "recorded_at": delivery.recorded_at.as_ref().and_then(time::from_timestamp),
-        "event": event,
-    })
-}
-
 async fn subscribe(
     server: &str,
     filter: String,
@@ -290,7 +266,7 @@ async fn subscribe(
             None => stream.message().await,
         };
         match next {
-            Ok(Some(delivery)) => out!("{}", delivery_json(&delivery)),
+            Ok(Some(delivery)) => out!("{}", json::to_string(&json::Update::of(&delivery))),
             Ok(None) => return Ok(ExitCode::SUCCESS),
             Err(status) => {
                 anyhow::bail!("subscription ended: {}", crate::rpc::describe(&status))
