@@ -1126,7 +1126,7 @@ async fn the_nats_intake_refuses_what_is_not_protobuf_and_clients_over_the_rate(
         (
             None,
             &b"{\"name\": \"a.txt\", \"body\": \"x\"}"[..],
-            format!("message on parley.ingest.submit is not valid JSON for a submission: unknown field `body`, expected one of `name`, `text`, `content`, `mediaType`, `media_type`, `sourceUrl`, `source_url` at line 1 column 24; {EXPECTED}"),
+            format!("message on parley.ingest.submit is not valid JSON for a submission: unknown field `body`, expected one of `name`, `text`, `content`, `mediaType`, `media_type`, `sourceUrl`, `source_url`, `waitForEvents`, `wait_for_events` at line 1 column 24; {EXPECTED}"),
         ),
         (
             Some("application/json"),
@@ -1312,5 +1312,87 @@ async fn a_webhook_secret_that_standard_webhooks_cannot_read_is_refused() -> any
         .await?
         .into_inner();
     assert_eq!(listed.subscriptions.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_a_subscription_that_cannot_be_streamed_says_why() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (up, channel) = up(dir.path(), &[], &[("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true")]).await?;
+    let url = up.url();
+    let hook = NotifyServiceClient::new(channel.clone())
+        .create_subscription(CreateSubscriptionRequest {
+            channel: Channel::Webhook as i32,
+            webhook: Some(Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: String::new(),
+                format: WebhookFormat::Raw as i32,
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .subscription
+        .unwrap_or_default()
+        .subscription_id;
+    for (args, message) in [
+        (
+            vec!["subscribe", "--subscription", "sub-nope"],
+            "parley: no subscription \"sub-nope\"\n".to_owned(),
+        ),
+        (
+            vec!["subscribe", "--subscription", &hook],
+            format!("parley: subscription {hook} delivers by webhook; only subscriptions of channel grpc are streamed\n"),
+        ),
+        (
+            vec!["subscribe", "--filter", "article = x"],
+            "parley: invalid filter at column 1: unknown field 'article'; expected one of type, party, mediator, actor, entity, venue, country, scope, status, modality, document\n  article = x\n  ^\n".to_owned(),
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--server", &url]);
+        let output = parley_e2e::parley_cli(&all, &[], STARTUP).await?;
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8(output.stderr)?, message, "{args:?}");
+    }
+    // Over gRPC: a filter and a subscription at once, an acknowledgement past the log.
+    let mut notify = NotifyServiceClient::new(channel);
+    let stored = notify
+        .create_subscription(CreateSubscriptionRequest {
+            filter: "type = talks_held".into(),
+            channel: Channel::Grpc as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .subscription
+        .unwrap_or_default()
+        .subscription_id;
+    assert_status(
+        "filter and subscription",
+        notify
+            .subscribe(SubscribeRequest {
+                filter: "party = RUS".into(),
+                subscription_id: stored.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "give a filter or a subscription_id, not both (a stored subscription has its own filter)",
+    );
+    let refused = notify
+        .acknowledge_subscription(parley_domain::pb::AcknowledgeSubscriptionRequest {
+            subscription_id: stored,
+            sequence: 1_000_000,
+        })
+        .await
+        .expect_err("past the log");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .starts_with("sequence 1000000 is beyond the log (its last sequence is "),
+        "{refused:?}"
+    );
     Ok(())
 }

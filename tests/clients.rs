@@ -892,3 +892,136 @@ async fn the_python_example_client_submits_subscribes_and_queries() -> anyhow::R
     );
     Ok(())
 }
+
+/// The JSON lines of a CLI run's stdout.
+fn json_lines(output: &std::process::Output) -> anyhow::Result<Vec<serde_json::Value>> {
+    text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).with_context(|| format!("not JSON: {line}")))
+        .collect()
+}
+
+/// The event ids of `parley subscribe` lines.
+fn event_ids(lines: &[serde_json::Value]) -> BTreeSet<String> {
+    lines
+        .iter()
+        .filter_map(|line| line["event"]["event_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_subscription_streams_from_its_cursor_and_receipts_name_their_events()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut up = ServiceProcess::spawn_up(&dir.path().join("data"), &[], dir.path())?;
+    up.wait_serving(STARTUP).await?;
+    let url = up.url();
+    let articles = dir.path().join("articles");
+    write_articles(&articles, 0..2)?;
+    let file = |i: usize| {
+        articles
+            .join(format!("article-{i:04}.txt"))
+            .display()
+            .to_string()
+    };
+    let cli = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = parley_cli(&args, &[], STARTUP).await?;
+        anyhow::ensure!(
+            output.status.success(),
+            "parley {args:?}: {}",
+            text(&output.stderr)
+        );
+        anyhow::Ok(output)
+    };
+    let args = |list: &[&str]| -> Vec<String> {
+        list.iter()
+            .map(|s| s.to_string())
+            .chain(["--server".to_owned(), url.clone()])
+            .collect()
+    };
+
+    // A stored subscription of channel grpc.
+    let created = cli(args(&[
+        "subscriptions",
+        "create",
+        "--filter",
+        "type = talks_held",
+    ]))
+    .await?;
+    let subscription = json_lines(&created)?[0]["subscription_id"]
+        .as_str()
+        .context("an id")?
+        .to_owned();
+
+    // The receipt names the events the article led to.
+    let ingested = cli(args(&["ingest", "--wait-for-events", &file(0)])).await?;
+    let receipt = text(&ingested.stdout);
+    let columns: Vec<&str> = receipt.trim_end().split('\t').collect();
+    let document = columns[0].to_owned();
+    let reported: BTreeSet<String> = columns
+        .last()
+        .and_then(|c| c.strip_prefix("events:"))
+        .with_context(|| format!("no events column: {receipt}"))?
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !reported.is_empty() && reported.iter().all(|id| id.starts_with("evt-")),
+        "{receipt}"
+    );
+
+    // Streaming the subscription prints its matches and acknowledges them.
+    let stream = args(&[
+        "subscribe",
+        "--subscription",
+        &subscription,
+        "--exit-when-idle",
+        "2",
+    ]);
+    let first = json_lines(&cli(stream.clone()).await?)?;
+    assert!(!first.is_empty(), "the first article's talks");
+    assert!(
+        first.iter().all(|l| l["event"]["type"] == "talks_held"),
+        "{first:?}"
+    );
+    // A second article: the next stream resumes after what was acknowledged.
+    cli(args(&["ingest", "--wait-for-events", &file(1)])).await?;
+    let second = json_lines(&cli(stream.clone()).await?)?;
+    assert!(!second.is_empty(), "the second article's talks");
+    assert!(
+        event_ids(&first).is_disjoint(&event_ids(&second)),
+        "{first:?}\n{second:?}"
+    );
+    let third = json_lines(&cli(stream).await?)?;
+    assert!(third.is_empty(), "nothing left after the cursor: {third:?}");
+
+    // "What came from my article?": by document id or name, live or from history.
+    let filter = format!("document = {document}");
+    let from_doc = json_lines(
+        &cli(args(&[
+            "subscribe",
+            "--filter",
+            &filter,
+            "--exit-when-idle",
+            "2",
+        ]))
+        .await?,
+    )?;
+    assert_eq!(event_ids(&from_doc), reported);
+    let listed = json_lines(
+        &cli(args(&[
+            "events",
+            "list",
+            "--filter",
+            "document = article-0000.txt",
+        ]))
+        .await?,
+    )?;
+    let listed: BTreeSet<String> = listed
+        .iter()
+        .filter_map(|row| row["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(listed, reported);
+    Ok(())
+}

@@ -26,6 +26,7 @@ fn submit_request() -> SubmitArticleRequest {
         content: ARTICLE.as_bytes().to_vec(),
         media_type: String::new(),
         source_url: String::new(),
+        ..Default::default()
     }
 }
 
@@ -233,6 +234,7 @@ async fn article_flows_through_three_services_and_survives_a_resolver_crash() ->
         content: SECOND_ARTICLE.as_bytes().to_vec(),
         media_type: String::new(),
         source_url: String::new(),
+        ..Default::default()
     };
     let reply = nats_client
         .request(

@@ -113,6 +113,7 @@ async fn ingest_through_a_fault<T>(
                     .subscribe(SubscribeRequest {
                         filter: String::new(),
                         start: Some(Start::FromSequence(1)),
+                        ..Default::default()
                     })
                     .await
             {
@@ -140,6 +141,7 @@ async fn ingest_through_a_fault<T>(
                 content: synthetic_article(i).into_bytes(),
                 media_type: String::new(),
                 source_url: String::new(),
+                ..Default::default()
             };
             let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
             loop {

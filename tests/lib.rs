@@ -419,6 +419,7 @@ pub async fn subscribe_all(
         .subscribe(SubscribeRequest {
             filter: String::new(),
             start: Some(Start::FromSequence(1)),
+            ..Default::default()
         })
         .await?
         .into_inner();

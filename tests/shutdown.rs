@@ -180,6 +180,7 @@ async fn drains_on_sigterm(name: &'static str) -> anyhow::Result<()> {
             .subscribe(SubscribeRequest {
                 filter: String::new(),
                 start: Some(Start::FromSequence(1)),
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -34,6 +34,7 @@ fn article_request() -> SubmitArticleRequest {
         content: ARTICLE.as_bytes().to_vec(),
         media_type: String::new(),
         source_url: String::new(),
+        ..Default::default()
     }
 }
 
@@ -275,6 +276,7 @@ async fn a_failed_part_reports_not_serving_and_the_others_keep_serving() -> anyh
             content: synthetic_article(7).into_bytes(),
             media_type: String::new(),
             source_url: String::new(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -536,6 +538,7 @@ async fn reprocess_appends_only_what_a_better_extractor_changes() -> anyhow::Res
         content: article.as_bytes().to_vec(),
         media_type: String::new(),
         source_url: String::new(),
+        ..Default::default()
     };
 
     // First run: the shipped knowledge base does not know the town, so no venue.

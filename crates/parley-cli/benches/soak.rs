@@ -267,6 +267,7 @@ async fn main() -> anyhow::Result<()> {
                 .subscribe(SubscribeRequest {
                     filter,
                     start: Some(Start::FromSequence(1)),
+                    ..Default::default()
                 })
                 .await
             else {
@@ -324,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
                 content: parley_e2e::synthetic_article(i).into_bytes(),
                 media_type: String::new(),
                 source_url: String::new(),
+                ..Default::default()
             })
             .await?;
         sent += 1;

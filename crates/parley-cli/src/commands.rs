@@ -2,15 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use parley_domain::pb::ingest_service_client::IngestServiceClient;
-use parley_domain::pb::notify_service_client::NotifyServiceClient;
-use parley_domain::pb::{SubscribeRequest, subscribe_request::Start};
-use parley_domain::{json, time};
+use parley_domain::pb::{SubscribeResponse, UpdateKind, subscribe_request::Start};
+use parley_domain::{convert, time};
 
 use crate::out;
 use crate::rpc::ServerArgs;
@@ -50,21 +48,8 @@ enum Command {
     },
     /// Submit files (or folders of files) to a running Parley and print their document ids.
     Ingest(crate::ingest::IngestArgs),
-    /// Print events as JSON Lines as subscribers receive them.
-    Subscribe {
-        /// Where `parley up` or the notify service is.
-        #[command(flatten)]
-        server: ServerArgs,
-        /// Filter expression, e.g. `type = ceasefire_* and party = RUS`.
-        #[arg(long, default_value = "")]
-        filter: String,
-        /// Start: a log sequence (1 = everything), an RFC 3339 time, or `new`.
-        #[arg(long, default_value = "1")]
-        from: String,
-        /// Exit after this many seconds without a new event.
-        #[arg(long)]
-        exit_when_idle: Option<f64>,
-    },
+    /// Print events as JSON Lines as subscribers receive them (a filter, or a stored subscription).
+    Subscribe(crate::subscribe::SubscribeArgs),
     /// Re-extract stored articles with the current extractor and append only what changed.
     Reprocess {
         /// Where `parley up` or the ingest service is.
@@ -143,12 +128,7 @@ impl Cli {
                 files,
             } => extract(files, kb_dir),
             Command::Ingest(args) => crate::ingest::run(args).await,
-            Command::Subscribe {
-                server,
-                filter,
-                from,
-                exit_when_idle,
-            } => subscribe(&server.server, filter, &from, exit_when_idle).await,
+            Command::Subscribe(args) => crate::subscribe::run(args).await,
             Command::Entities { server, action } => entities(&server.server, action).await,
             Command::Reprocess {
                 server,
@@ -224,7 +204,7 @@ async fn reprocess(server: &str, since: Option<&str>, dry_run: bool) -> anyhow::
     })
 }
 
-fn parse_start(from: &str) -> anyhow::Result<Start> {
+pub(crate) fn parse_start(from: &str) -> anyhow::Result<Start> {
     if from.eq_ignore_ascii_case("new") {
         return Ok(Start::LiveOnly(true));
     }
@@ -240,39 +220,26 @@ fn parse_start(from: &str) -> anyhow::Result<Start> {
     )))
 }
 
-async fn subscribe(
-    server: &str,
-    filter: String,
-    from: &str,
-    exit_when_idle: Option<f64>,
-) -> anyhow::Result<ExitCode> {
-    let start = parse_start(from)?;
-    let mut client = NotifyServiceClient::new(crate::rpc::connect(server).await?);
-    let mut stream = client
-        .subscribe(SubscribeRequest {
-            filter,
-            start: Some(start),
-        })
-        .await
-        .map_err(crate::rpc::status)?
-        .into_inner();
-    let idle = exit_when_idle.map(Duration::from_secs_f64);
-    loop {
-        let next = match idle {
-            Some(idle) => match tokio::time::timeout(idle, stream.message()).await {
-                Ok(next) => next,
-                Err(_) => return Ok(ExitCode::SUCCESS),
-            },
-            None => stream.message().await,
-        };
-        match next {
-            Ok(Some(delivery)) => out!("{}", json::to_string(&json::Update::of(&delivery))),
-            Ok(None) => return Ok(ExitCode::SUCCESS),
-            Err(status) => {
-                anyhow::bail!("subscription ended: {}", crate::rpc::describe(&status))
-            }
-        }
-    }
+/// JSON line for one delivery: the sequence, key and kind, and the event in the evaluation format's vocabulary.
+pub fn delivery_json(delivery: &SubscribeResponse) -> serde_json::Value {
+    let event = delivery
+        .event
+        .as_ref()
+        .and_then(convert::event_from_pb)
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .unwrap_or_default();
+    let kind = UpdateKind::try_from(delivery.kind)
+        .unwrap_or_default()
+        .as_str_name()
+        .trim_start_matches("UPDATE_KIND_")
+        .to_ascii_lowercase();
+    serde_json::json!({
+        "sequence": delivery.sequence,
+        "idempotency_key": delivery.idempotency_key,
+        "kind": kind,
+        "recorded_at": delivery.recorded_at.as_ref().and_then(time::from_timestamp),
+        "event": event,
+    })
 }
 
 fn entity_json(entity: &parley_domain::pb::Entity) -> serde_json::Value {

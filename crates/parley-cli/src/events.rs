@@ -14,8 +14,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use parley_domain::pb::event_history_service_client::EventHistoryServiceClient;
 use parley_domain::pb::{
     self, DateRange, GetEventRequest, HistoryEvent, QueryEventsRequest, QueryOrder, TimeRange,
+    UpdateKind,
 };
-use parley_domain::{json, time};
+use parley_domain::{convert, time};
 
 /// `parley events` and where to find the notify service.
 #[derive(Debug, Args)]
@@ -117,7 +118,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(crate::rpc::status)?
                 .into_inner();
-            crate::out!("{}", json::to_string(&json::EventDetail::of(&response)));
+            crate::out!("{}", show_json(&response));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -208,7 +209,7 @@ async fn print_pages(
         for row in &page.events {
             match csv.as_mut() {
                 Some(csv) => csv.write_record(csv_row(row))?,
-                None => writeln!(jsonl, "{}", json::to_string(&json::HistoryRow::of(row)))?,
+                None => writeln!(jsonl, "{}", event_json(row))?,
             }
             printed += 1;
         }
@@ -227,6 +228,57 @@ async fn print_pages(
 /// Lower-case name of a protobuf enum value without its prefix (`CEASEFIRE_AGREED` → `ceasefire_agreed`).
 fn enum_name(name: &str, prefix: &str) -> String {
     name.trim_start_matches(prefix).to_ascii_lowercase()
+}
+
+/// One event row: its place in the log and the event in the evaluation format's vocabulary.
+fn event_json(row: &HistoryEvent) -> serde_json::Value {
+    let event = row
+        .event
+        .as_ref()
+        .and_then(convert::event_from_pb)
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .unwrap_or_default();
+    serde_json::json!({
+        "event_id": row.event.as_ref().map(|e| e.event_id.as_str()).unwrap_or_default(),
+        "first_sequence": row.first_sequence,
+        "last_sequence": row.last_sequence,
+        "recorded_at": row.recorded_at.as_ref().and_then(time::from_timestamp),
+        "updated_at": row.updated_at.as_ref().and_then(time::from_timestamp),
+        "event": event,
+    })
+}
+
+/// `show`: the current row, every version and every source.
+fn show_json(response: &pb::GetEventResponse) -> serde_json::Value {
+    let versions: Vec<_> = response
+        .versions
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "version": v.version,
+                "kind": enum_name(UpdateKind::try_from(v.kind).unwrap_or_default().as_str_name(), "UPDATE_KIND_"),
+                "sequence": v.sequence,
+                "recorded_at": v.recorded_at.as_ref().and_then(time::from_timestamp),
+                "reason": v.reason,
+                "event": v.event.as_ref().and_then(convert::event_from_pb)
+                    .map(|e| serde_json::to_value(e).unwrap_or_default())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let sources: Vec<_> = response
+        .sources
+        .iter()
+        .map(|e| serde_json::to_value(convert::evidence_from_pb(e)).unwrap_or_default())
+        .collect();
+    let mut json = response
+        .current
+        .as_ref()
+        .map(event_json)
+        .unwrap_or_default();
+    json["versions"] = serde_json::json!(versions);
+    json["sources"] = serde_json::json!(sources);
+    json
 }
 
 const CSV_HEADER: [&str; 22] = [

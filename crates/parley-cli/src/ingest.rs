@@ -55,6 +55,11 @@ pub struct IngestArgs {
     #[arg(long, env = "PARLEY_INGEST_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
+    /// Wait until the resolver has resolved each document, and print the ids
+    /// of the events it led to (`events:evt-…,evt-…`, or `events:unresolved`
+    /// when the resolver did not answer in time).
+    #[arg(long, env = "PARLEY_INGEST_WAIT_FOR_EVENTS")]
+    wait_for_events: bool,
     /// Text, HTML or RSS/Atom files, or folders (every file in them, recursively).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -168,6 +173,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let pacer = Arc::new(Pacer::default());
     let mut progress = Progress::new(files.len(), "ingesting");
     let mut totals = Totals::default();
+    let wait_for_events = args.wait_for_events;
     let mut outcomes = futures::stream::iter(files)
         .map(|(path, unlisted)| {
             let client = client.clone();
@@ -175,7 +181,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             async move {
                 let outcome = match unlisted {
                     Some(problem) => FileOutcome::Failed(problem),
-                    None => submit_file(client, &pacer, &path).await,
+                    None => submit_file(client, &pacer, &path, wait_for_events).await,
                 };
                 (path, outcome)
             }
@@ -186,7 +192,13 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         match outcome {
             FileOutcome::Submitted(response) => {
                 for receipt in &response.documents {
-                    let note = if receipt.duplicate { "\tduplicate" } else { "" };
+                    let mut note = if receipt.duplicate { "\tduplicate" } else { "" }.to_owned();
+                    if wait_for_events {
+                        note.push_str(&match receipt.resolved {
+                            true => format!("\tevents:{}", receipt.event_ids.join(",")),
+                            false => "\tevents:unresolved".to_owned(),
+                        });
+                    }
                     out!("{}\t{}{note}", receipt.document_id, receipt.name);
                     if receipt.duplicate {
                         totals.duplicates += 1;
@@ -239,6 +251,7 @@ async fn submit_file(
     mut client: IngestServiceClient<AuthChannel>,
     pacer: &Pacer,
     path: &Path,
+    wait_for_events: bool,
 ) -> FileOutcome {
     let content = match tokio::fs::read(path).await {
         Ok(content) => content,
@@ -253,6 +266,7 @@ async fn submit_file(
         content,
         media_type: String::new(),
         source_url: path.display().to_string(),
+        wait_for_events,
     };
     let mut rate_attempts = 0;
     let mut unavailable_attempts = 0;

@@ -19,6 +19,7 @@ mod offline;
 mod output;
 mod rpc;
 mod sources;
+mod subscribe;
 mod subscriptions;
 mod up;
 

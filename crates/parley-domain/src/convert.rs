@@ -71,12 +71,6 @@ pub fn event_type_from_pb(t: pb::TalksEventType) -> Option<m::EventType> {
     from_pb_name(t.as_str_name(), "TALKS_EVENT_TYPE_")
 }
 
-/// Model update kind of a protobuf one (`Unspecified` for a kind this build does not know).
-pub fn update_kind_from_pb(kind: i32) -> m::UpdateKind {
-    let kind = pb::UpdateKind::try_from(kind).unwrap_or_default();
-    from_pb_name(kind.as_str_name(), "UPDATE_KIND_").unwrap_or_default()
-}
-
 /// Protobuf status of a model status.
 pub fn status_to_pb(s: m::EventStatus) -> pb::EventStatus {
     pb::EventStatus::try_from(to_pb_enum(&s, "EVENT_STATUS_", |n| {

@@ -20,7 +20,9 @@
 //!
 //! Fields: `type`, `party`, `mediator`, `actor` (party or mediator), `entity`
 //! (participant or actor entity id), `venue` (city), `country` (venue
-//! country), `scope`, `status`, `modality`. A field with several values
+//! country), `scope`, `status`, `modality`, `document` (the id or the name of
+//! a document that reports the event: `document = doc-1f0c…` or
+//! `document = "my-article.txt"`: what came from my article?). A field with several values
 //! (parties, scope, ...) matches when any value matches; `!=` matches when none
 //! does. Values compare case-insensitively. The empty filter matches everything.
 
@@ -57,11 +59,12 @@ enum Field {
     Scope,
     Status,
     Modality,
+    Document,
 }
 
 impl Field {
     const NAMES: &'static str =
-        "type, party, mediator, actor, entity, venue, country, scope, status, modality";
+        "type, party, mediator, actor, entity, venue, country, scope, status, modality, document";
 
     fn parse(word: &str) -> Option<Self> {
         Some(match word.to_ascii_lowercase().as_str() {
@@ -75,6 +78,7 @@ impl Field {
             "scope" => Field::Scope,
             "status" => Field::Status,
             "modality" => Field::Modality,
+            "document" | "doc" | "source" => Field::Document,
             _ => return None,
         })
     }
@@ -199,6 +203,12 @@ fn field_values(field: Field, event: &TalksEvent) -> Vec<String> {
         Field::Scope => event.scope().map(scope_name).collect(),
         Field::Status => vec![status_name(event.status())],
         Field::Modality => vec![modality_name(event.modality())],
+        Field::Document => event
+            .evidence
+            .iter()
+            .flat_map(|e| [e.document_id.to_lowercase(), e.document_name.to_lowercase()])
+            .filter(|d| !d.is_empty())
+            .collect(),
     }
 }
 
@@ -657,6 +667,37 @@ mod tests {
         assert!(err.message.contains("nests deeper"), "{err}");
         let ok = format!("{}type = talks_held", "not ".repeat(MAX_NESTING - 1));
         assert!(Filter::parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn document_matches_a_source_by_id_or_name() {
+        let mut reported = event(TalksEventType::TalksHeld, &["UKR"], &[]);
+        reported.evidence = vec![crate::pb::Evidence {
+            document_id: "doc-1f0c".into(),
+            document_name: "My Article.txt".into(),
+            ..Default::default()
+        }];
+        for filter in [
+            "document = doc-1f0c",
+            r#"document = "my article.txt""#,
+            "document = doc-*",
+            "source = \"*.txt\"",
+        ] {
+            assert!(
+                Filter::parse(filter).unwrap().matches(&reported),
+                "{filter}"
+            );
+        }
+        assert!(
+            !Filter::parse("document = doc-2")
+                .unwrap()
+                .matches(&reported)
+        );
+        assert!(
+            !Filter::parse("document = doc-1f0c")
+                .unwrap()
+                .matches(&event(TalksEventType::TalksHeld, &["UKR"], &[]))
+        );
     }
 
     #[test]

@@ -23,7 +23,6 @@ pub mod convert;
 pub mod entity;
 pub mod filter;
 pub mod ids;
-pub mod json;
 pub mod model;
 pub mod time;
 

@@ -1,17 +1,11 @@
-//! The talks model: what happened, between whom, where and when, and the
-//! text it was read from. The extractor fills it, the resolver gives it ids,
-//! the services carry it; it mirrors `parley.v1.TalksEvent` and its parts
-//! field for field (snake_case enums), so [`crate::convert`] maps it to
-//! protobuf without loss, and its serde form is the one JSON form of an
-//! event ([`crate::json`]).
+//! The extracted data model. It mirrors `parley.v1.TalksEvent` and its parts
+//! field for field (snake_case enums), so the services can map it to protobuf
+//! without loss; fields the protobuf lacks are marked as such.
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What happened: the seven event types of the evaluation format.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     /// Talks, a meeting or a call planned, proposed or announced for later.
@@ -56,7 +50,7 @@ impl EventType {
 }
 
 /// Groups of event types that may be stages of one real event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventFamily {
     /// Announced or held talks.
@@ -68,7 +62,7 @@ pub enum EventFamily {
 }
 
 /// Planned or happened; it moves as later reports arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
     /// Not known.
@@ -89,7 +83,7 @@ pub enum EventStatus {
 }
 
 /// How much of a date the text gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum DatePrecision {
     /// No date in the text.
@@ -106,9 +100,7 @@ pub enum DatePrecision {
 }
 
 /// Scope of a partial ceasefire or of talks.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Strikes on energy facilities and critical infrastructure.
@@ -126,7 +118,7 @@ pub enum Scope {
 }
 
 /// How talks were held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Modality {
     /// Not said.
@@ -145,7 +137,7 @@ pub enum Modality {
 }
 
 /// A date with its precision (`parley.v1.EventDate`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct EventDate {
     /// First day; `None` when the text gave none.
     pub date: Option<chrono::NaiveDate>,
@@ -158,7 +150,7 @@ pub struct EventDate {
 }
 
 /// A side, mediator or host (`parley.v1.Actor`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
     /// ISO 3166-1 alpha-3 for a state, short upper-case name otherwise.
     pub code: String,
@@ -174,7 +166,7 @@ pub struct Actor {
 /// Equality and hashing compare the coordinates bit for bit (they come from
 /// the knowledge base, never from arithmetic, so the same city always has the
 /// same bits), which keeps `Venue` usable as a key.
-#[derive(Debug, Clone, Serialize, Deserialize, Default, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Venue {
     /// City, English name.
     pub city: Option<String>,
@@ -226,7 +218,7 @@ impl std::hash::Hash for Venue {
 }
 
 /// A person who took part (`parley.v1.Participant`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Participant {
     /// Resolved person id; empty in a candidate.
     #[serde(default)]
@@ -240,7 +232,7 @@ pub struct Participant {
 }
 
 /// The text an event was read from (`parley.v1.Evidence`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Evidence {
     /// Document id (`doc-...`).
     #[serde(default)]
@@ -262,7 +254,7 @@ pub struct Evidence {
 
 /// One event (`parley.v1.TalksEvent`); in a candidate `event_id` is empty and
 /// participants carry mentions, not ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TalksEvent {
     /// Parley's id of the real-world event; empty in a candidate.
     #[serde(default)]
@@ -326,7 +318,7 @@ impl TalksEvent {
 }
 
 /// A span of text naming a person (`parley.v1.PersonMention`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PersonMention {
     /// The words as written ("Rustem Umerovto").
     pub text: String,
@@ -348,7 +340,7 @@ pub struct PersonMention {
 }
 
 /// Everything read from one document (`parley.v1.CandidatesExtracted` without the ids).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Extraction {
     /// Candidate events, in text order.
     pub events: Vec<TalksEvent>,
@@ -358,21 +350,4 @@ pub struct Extraction {
     pub reference_date: Option<chrono::NaiveDate>,
     /// Version of the extractor that produced it.
     pub extractor_version: String,
-}
-
-/// What changed in a real-world event (`parley.v1.UpdateKind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UpdateKind {
-    /// Not known (a newer writer's kind).
-    #[default]
-    Unspecified,
-    /// First reported (version 1).
-    Recorded,
-    /// Another source reports it.
-    Corroborated,
-    /// Corrected.
-    Amended,
-    /// Withdrawn.
-    Retracted,
 }

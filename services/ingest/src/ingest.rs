@@ -266,5 +266,8 @@ fn receipt(
         candidate_events: candidates,
         sequence,
         warnings: document.warnings.clone(),
+        // Known once the resolver has answered (see `receipts`).
+        event_ids: Vec::new(),
+        resolved: false,
     }
 }

@@ -9,12 +9,14 @@
 //!   `SubmitArticleResponse`;
 //! - JSON (`Content-Type: application/json`, or a body starting with `{`):
 //!   `{"name": "a.txt", "text": "..."}`, or `"content"` holding base64 (the
-//!   proto3 JSON of the request), with optional `"media_type"` and
-//!   `"source_url"`; the reply is the response in JSON with the proto field
-//!   names (`{"documents": [{"document_id": ...}], "errors": [...]}`);
+//!   proto3 JSON of the request), with optional `"media_type"`,
+//!   `"source_url"` and `"wait_for_events"`; the reply is the response in
+//!   JSON with the proto field names (`{"documents": [{"document_id": ...,
+//!   "event_ids": [...]}], "errors": [...]}`);
 //! - the document itself, with `Content-Type: text/plain`, `text/html`,
 //!   `application/rss+xml`, `application/atom+xml` or `application/xml`, its
-//!   name in a `Parley-Name` header; the reply is JSON as above.
+//!   name in a `Parley-Name` header (and `Parley-Wait-For-Events: true` for
+//!   receipts listing the events); the reply is JSON as above.
 //!
 //! A request that cannot be read, or that is over the client's rate, is
 //! answered with the error in the reply body (a `DocumentError`) and the
@@ -42,6 +44,8 @@ const QUEUE_GROUP: &str = "parley-ingest";
 pub const NAME_HEADER: &str = "Parley-Name";
 /// Header giving the source URL of a document sent as its own body.
 pub const SOURCE_HEADER: &str = "Parley-Source-Url";
+/// Header asking (`true`) for receipts that list the events each document led to.
+pub const WAIT_HEADER: &str = "Parley-Wait-For-Events";
 
 /// What the intake accepts, said in every refusal of an unreadable request.
 const EXPECTED: &str = "expected a protobuf parley.v1.SubmitArticleRequest, JSON {\"name\": ..., \"text\": ...}, \
@@ -78,6 +82,8 @@ struct JsonRequest {
     media_type: String,
     #[serde(default, alias = "sourceUrl")]
     source_url: String,
+    #[serde(default, alias = "waitForEvents")]
+    wait_for_events: bool,
 }
 
 /// The Content-Type of a message, lower-cased, without parameters.
@@ -120,6 +126,7 @@ fn parse(
                 content: payload.to_vec(),
                 media_type: media.to_owned(),
                 source_url: header(SOURCE_HEADER),
+                wait_for_events: header(WAIT_HEADER).eq_ignore_ascii_case("true"),
             }),
         ),
         Some("application/protobuf" | "application/x-protobuf" | "application/octet-stream")
@@ -169,6 +176,7 @@ fn parse_json(payload: &[u8]) -> Result<SubmitArticleRequest, String> {
         content,
         media_type: request.media_type,
         source_url: request.source_url,
+        wait_for_events: request.wait_for_events,
     })
 }
 
@@ -242,9 +250,16 @@ async fn handle(
     }
     let media_type = (!request.media_type.is_empty()).then_some(request.media_type.as_str());
     let source_url = (!request.source_url.is_empty()).then_some(request.source_url.as_str());
-    let response = ingest
+    let mut response = ingest
         .submit(&request.name, &request.content, media_type, source_url)
         .await;
+    if request.wait_for_events
+        && let Err(e) = ingest
+            .wait_for_events(&mut response, crate::WAIT_FOR_EVENTS)
+            .await
+    {
+        tracing::warn!(error = %e, "cannot read the resolver's answer for an intake request");
+    }
     (encoding, Ok(response))
 }
 
@@ -301,6 +316,8 @@ fn response_json(response: &SubmitArticleResponse) -> serde_json::Value {
                 "candidate_events": d.candidate_events,
                 "sequence": d.sequence,
                 "warnings": d.warnings,
+                "event_ids": d.event_ids,
+                "resolved": d.resolved,
             })
         })
         .collect();

@@ -13,6 +13,7 @@
 
 mod ingest;
 pub mod intake;
+mod receipts;
 mod reprocess;
 mod service;
 
@@ -24,6 +25,7 @@ use parley_log::EventLog;
 use parley_runtime::{GrpcServer, LogArgs, ShutdownSignal};
 
 pub use ingest::{Ingest, IngestError};
+pub use receipts::WAIT_FOR_EVENTS;
 pub use service::{IngestGrpc, PUSHBACK_METADATA, RATE_METADATA};
 
 /// NATS subject where submissions arrive (request-reply): protobuf

@@ -85,7 +85,7 @@ impl IngestGrpc {
     ) -> Result<SubmitArticleResponse, Status> {
         self.admit(request)?;
         self.check(document.name, document.content)?;
-        Ok(self
+        let mut response = self
             .ingest
             .submit(
                 document.name,
@@ -93,7 +93,14 @@ impl IngestGrpc {
                 document.media_type,
                 non_empty(document.source_url),
             )
-            .await)
+            .await;
+        if document.wait_for_events {
+            self.ingest
+                .wait_for_events(&mut response, crate::WAIT_FOR_EVENTS)
+                .await
+                .map_err(|e| Status::unavailable(format!("reading the resolver's answer: {e}")))?;
+        }
+        Ok(response)
     }
 
     /// Wraps it in the tonic server type. tonic's own message limit is lifted
@@ -133,6 +140,7 @@ struct Document<'a> {
     content: &'a [u8],
     media_type: Option<&'a str>,
     source_url: &'a str,
+    wait_for_events: bool,
 }
 
 #[tonic::async_trait]
@@ -147,6 +155,7 @@ impl IngestService for IngestGrpc {
             content: &body.content,
             media_type: non_empty(&body.media_type),
             source_url: &body.source_url,
+            wait_for_events: body.wait_for_events,
         };
         let response = self.submit(&request, document).await?;
         Ok(Response::new(response))
@@ -162,6 +171,7 @@ impl IngestService for IngestGrpc {
             content: &body.content,
             media_type: Some("application/rss+xml"),
             source_url: &body.source_url,
+            wait_for_events: body.wait_for_events,
         };
         let response = self.submit(&request, document).await?;
         Ok(Response::new(SubmitFeedResponse {

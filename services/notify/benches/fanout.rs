@@ -189,6 +189,7 @@ async fn run() -> anyhow::Result<()> {
             .subscribe(SubscribeRequest {
                 filter: FILTERS[i % FILTERS.len()].into(),
                 start: Some(Start::LiveOnly(true)),
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -158,7 +158,7 @@ impl NatsPublisher {
         headers.insert("Parley-Idempotency-Key", delivery.idempotency_key.as_str());
         headers.insert("Parley-Sequence", delivery.sequence.to_string().as_str());
         headers.insert("Content-Type", "application/json");
-        let body = format::raw_json(subscription_id, delivery);
+        let body = format::raw_json(subscription_id, delivery).to_string();
         let ack = self
             .context
             .publish_with_headers(

@@ -1,7 +1,7 @@
 //! What a pushed delivery looks like on the wire: raw JSON, Slack and ntfy.
 
-use parley_domain::json;
 use parley_domain::pb::{SubscribeResponse, TalksEvent, UpdateKind, WebhookFormat};
+use parley_domain::{convert, time};
 
 /// Lower-case name of an update kind (`recorded`, `corroborated`, ...).
 pub fn kind_name(kind: i32) -> String {
@@ -27,10 +27,23 @@ pub fn type_name(event: &TalksEvent) -> String {
         .to_ascii_lowercase()
 }
 
-/// The delivery as JSON (the canonical form of [`parley_domain::json`]):
-/// what `parley subscribe` prints, plus the subscription and a summary.
-pub fn raw_json(subscription_id: &str, delivery: &SubscribeResponse) -> String {
-    json::to_string(&json::Update::of(delivery).pushed(subscription_id, summary(delivery)))
+/// The delivery as JSON: the same shape `parley subscribe` prints, plus the subscription.
+pub fn raw_json(subscription_id: &str, delivery: &SubscribeResponse) -> serde_json::Value {
+    let event = delivery
+        .event
+        .as_ref()
+        .and_then(convert::event_from_pb)
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .unwrap_or_default();
+    serde_json::json!({
+        "subscription_id": subscription_id,
+        "sequence": delivery.sequence,
+        "idempotency_key": delivery.idempotency_key,
+        "kind": kind_name(delivery.kind),
+        "recorded_at": delivery.recorded_at.as_ref().and_then(time::from_timestamp),
+        "summary": summary(delivery),
+        "event": event,
+    })
 }
 
 fn actors(actors: &[parley_domain::pb::Actor]) -> String {
@@ -199,7 +212,7 @@ pub fn webhook_body(
             }
         }
         WebhookFormat::Raw | WebhookFormat::Unspecified => Body {
-            bytes: raw_json(subscription_id, delivery).into(),
+            bytes: raw_json(subscription_id, delivery).to_string().into(),
             content_type: "application/json",
             headers: Vec::new(),
         },

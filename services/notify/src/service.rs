@@ -12,6 +12,17 @@
 //! is never cut off or skipped ahead (`lagged_from` stays 0): it catches up
 //! from the journal at its own pace, and a client that disconnects resumes
 //! exactly with `from_sequence = last sequence + 1`.
+//!
+//! # Server-side cursors
+//!
+//! A stored subscription of channel `grpc` is streamed by giving its id in
+//! `SubscribeRequest.subscription_id`: the stream uses its filter and, without
+//! a start, resumes after its cursor. The client moves that cursor with
+//! `AcknowledgeSubscription(sequence)` once it has processed a delivery (the
+//! cursor is a `SubscriptionCheckpointed` event on the log, so it survives
+//! restarts and is the same on every replica); deliveries after the last
+//! acknowledgement come again on the next stream: at least once, as with
+//! EventStoreDB's persistent subscriptions.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +30,8 @@ use std::sync::Arc;
 use futures::Stream;
 use parley_domain::pb::notify_service_server::{NotifyService, NotifyServiceServer};
 use parley_domain::pb::{
-    Channel, CreateSubscriptionRequest, CreateSubscriptionResponse, DeleteSubscriptionRequest,
+    AcknowledgeSubscriptionRequest, AcknowledgeSubscriptionResponse, Channel,
+    CreateSubscriptionRequest, CreateSubscriptionResponse, DeleteSubscriptionRequest,
     DeleteSubscriptionResponse, ListDeadLettersRequest, ListDeadLettersResponse,
     ListSubscriptionsRequest, ListSubscriptionsResponse, PauseSubscriptionRequest,
     PauseSubscriptionResponse, RedriveDeadLettersRequest, RedriveDeadLettersResponse,
@@ -36,7 +48,7 @@ use crate::Journal;
 use crate::delivery::whole_records;
 use crate::secrets::{SECRET_KEY_ENV, SecretKey};
 use crate::signing;
-use crate::subscriptions::{NewSubscription, SubscriptionError, Subscriptions};
+use crate::subscriptions::{NewSubscription, Subscription, SubscriptionError, Subscriptions};
 use crate::webhook;
 use parley_domain::filter::Filter;
 
@@ -86,6 +98,39 @@ impl NotifyGrpc {
     pub fn into_server(self) -> NotifyServiceServer<Self> {
         NotifyServiceServer::new(self)
     }
+
+    /// The stored grpc subscription `id`, or why it cannot be streamed.
+    fn grpc_subscription(&self, id: &str) -> Result<Subscription, Status> {
+        let subscription = self
+            .subscriptions
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("no subscription {id:?}")))?;
+        if subscription.channel != Channel::Grpc {
+            let channel = match subscription.channel {
+                Channel::Nats => "NATS",
+                _ => "webhook",
+            };
+            return Err(Status::failed_precondition(format!(
+                "subscription {id} delivers by {channel}; only subscriptions of channel grpc are streamed"
+            )));
+        }
+        Ok(subscription)
+    }
+
+    /// What a Subscribe streams: its own filter, or a stored subscription's
+    /// filter and cursor.
+    fn stream_source(&self, request: &SubscribeRequest) -> Result<(String, Option<u64>), Status> {
+        if request.subscription_id.is_empty() {
+            return Ok((request.filter.clone(), None));
+        }
+        if !request.filter.is_empty() {
+            return Err(Status::invalid_argument(
+                "give a filter or a subscription_id, not both (a stored subscription has its own filter)",
+            ));
+        }
+        let subscription = self.grpc_subscription(&request.subscription_id)?;
+        Ok((subscription.filter.clone(), Some(subscription.cursor())))
+    }
 }
 
 type SubscribeStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
@@ -99,8 +144,8 @@ impl NotifyService for NotifyGrpc {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
-        let filter =
-            Filter::parse(&request.filter).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (filter, stored_cursor) = self.stream_source(&request)?;
+        let filter = Filter::parse(&filter).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut cursor = match request.start {
             Some(Start::FromSequence(0)) => {
                 return Err(Status::invalid_argument(
@@ -113,7 +158,8 @@ impl NotifyService for NotifyGrpc {
                     .ok_or_else(|| Status::invalid_argument("from_time is out of range"))?;
                 self.journal.cursor_for_time(when)
             }
-            Some(Start::LiveOnly(_)) | None => self.journal.applied_sequence(),
+            Some(Start::LiveOnly(_)) => self.journal.applied_sequence(),
+            None => stored_cursor.unwrap_or_else(|| self.journal.applied_sequence()),
         };
         let (tx, rx) = mpsc::channel(SEND_BUFFER);
         let journal = self.journal.clone();
@@ -267,6 +313,37 @@ impl NotifyService for NotifyGrpc {
         let subscription = self.subscriptions.delete(&id).await.map_err(status)?;
         Ok(Response::new(DeleteSubscriptionResponse {
             subscription: Some(subscription.to_pb()),
+        }))
+    }
+
+    async fn acknowledge_subscription(
+        &self,
+        request: Request<AcknowledgeSubscriptionRequest>,
+    ) -> Result<Response<AcknowledgeSubscriptionResponse>, Status> {
+        let request = request.into_inner();
+        let subscription = self.grpc_subscription(&request.subscription_id)?;
+        let head = self.journal.applied_sequence();
+        if request.sequence > head {
+            return Err(Status::invalid_argument(format!(
+                "sequence {} is beyond the log (its last sequence is {head})",
+                request.sequence
+            )));
+        }
+        let cursor = subscription.cursor();
+        if request.sequence <= cursor {
+            return Ok(Response::new(AcknowledgeSubscriptionResponse { cursor }));
+        }
+        let appended = self
+            .subscriptions
+            .checkpoint(&subscription.id, request.sequence, Vec::new())
+            .await
+            .map_err(status)?;
+        self.subscriptions
+            .wait_applied(appended)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(AcknowledgeSubscriptionResponse {
+            cursor: request.sequence,
         }))
     }
 
